@@ -1,0 +1,29 @@
+//! btcts domain core: records and their leaf encoding, batch Merkle trees,
+//! the OP_RETURN payload, proof documents and the offline verifier, and the
+//! durable redb store with its group-commit writer. No network I/O.
+
+pub mod chain;
+pub mod clock;
+pub mod ingest;
+pub mod leaf;
+pub mod merkle;
+pub mod pages;
+pub mod payload;
+pub mod proof;
+pub mod schema;
+pub mod store;
+pub mod types;
+pub mod verify;
+
+pub use chain::{AnchorNetwork, PowFunction};
+pub use clock::{Clock, SystemClock};
+pub use ingest::Ingestor;
+pub use merkle::{MerkleTree, PathStep, Side};
+pub use payload::{Payload, Tag};
+pub use proof::Proof;
+pub use store::{Ack, BatchInfo, Store, StoreError, StoredRecord};
+pub use types::{
+    BatchSeq, ChainId, Height, LeafHash, MerkleRoot, PosBlock, PosBlockHash, Record,
+    StakerSetDigest,
+};
+pub use verify::{verify, Expect, Verified, VerifyError};

@@ -1,0 +1,38 @@
+//! Every redb table of the store, and the schema version checked on open.
+//!
+//! Records get a dense sequence number on arrival; batches cover contiguous
+//! ranges of them, so "pending" is simply every record at or after the
+//! `sealed_upto` watermark and batch membership is a range lookup.
+
+use redb::TableDefinition;
+
+/// The layout version written on create and required on open.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Counters and the schema version (`META_*` keys).
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Key in [`META`]: the schema version.
+pub const META_SCHEMA_VERSION: &str = "schema_version";
+/// Key in [`META`]: the sequence number the next new record gets.
+pub const META_NEXT_RECORD: &str = "next_record";
+/// Key in [`META`]: every record below this sequence number is in a batch.
+pub const META_SEALED_UPTO: &str = "sealed_upto";
+/// Key in [`META`]: the sequence number the next batch gets.
+pub const META_NEXT_BATCH: &str = "next_batch";
+
+/// Record sequence → `leaf hash (32) ‖ received unix ms (u64 BE) ‖ leaf preimage`.
+pub const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
+/// Leaf hash (the record id) → record sequence.
+pub const RECORD_IDS: TableDefinition<&[u8; 32], u64> = TableDefinition::new("record_ids");
+/// `(chain id, height, record sequence)` of every PoS block record.
+pub const CHAIN_HEIGHTS: TableDefinition<(&str, u64, u64), ()> =
+    TableDefinition::new("chain_heights");
+/// `(chain id, height, later record sequence)` → the first record at that height,
+/// for every record whose block hash differs from one already stored there.
+pub const CONFLICTS: TableDefinition<(&str, u64, u64), u64> = TableDefinition::new("conflicts");
+/// Batch sequence → `first record (u64 BE) ‖ size (u64 BE) ‖ root (32) ‖ sealed unix ms (u64 BE)`.
+pub const BATCHES: TableDefinition<u64, &[u8]> = TableDefinition::new("batches");
+/// First record sequence of a batch → batch sequence.
+pub const BATCH_STARTS: TableDefinition<u64, u64> = TableDefinition::new("batch_starts");
+/// `(batch, group, page)` → the node hashes of one tree page ([`crate::pages`]).
+pub const TREE_PAGES: TableDefinition<(u64, u32, u64), &[u8]> = TableDefinition::new("tree_pages");
