@@ -6,13 +6,16 @@
 //! transaction Merkle branch) are hex in the reversed order Bitcoin Core's RPC
 //! and the Electrum protocol display.
 
-use bitcoin::{BlockHash, TxMerkleNode, Txid};
+use bitcoin::block::Header;
+use bitcoin::consensus::serialize;
+use bitcoin::{Block, BlockHash, Transaction, TxMerkleNode, Txid};
 use serde::{Deserialize, Serialize};
 
 use crate::chain::{AnchorNetwork, PowFunction};
 use crate::merkle::PathStep;
-use crate::payload::Tag;
+use crate::payload::{Payload, Tag};
 use crate::types::{BatchSeq, HexBytes, LeafHash, MerkleRoot, Record};
+use crate::verify::tx_branch;
 
 /// The `format` field of every proof document.
 pub const PROOF_FORMAT: &str = "btcts-proof";
@@ -83,14 +86,32 @@ pub struct AnchorEvidence {
     pub tx_index: u32,
     /// Siblings from the txid up to the header's Merkle root, display order.
     pub tx_branch: Vec<TxMerkleNode>,
-    /// The 80-byte header of the block holding `tx`.
-    pub block_header: HexBytes,
-    /// Its hash, display order.
-    pub block_hash: BlockHash,
-    /// Its height (informational; the header does not commit to it).
-    pub block_height: u32,
-    /// Headers of the blocks built on it, in order: each one more confirmation.
-    pub headers_after: Vec<HexBytes>,
+    /// The block holding `tx`.
+    pub block: BlockEvidence,
+    /// The blocks built on it, in order: each one more confirmation.
+    pub headers_after: Vec<HeaderEvidence>,
+}
+
+/// A block header and its hash.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderEvidence {
+    /// `SHA-256d(header)`, display order.
+    pub hash: BlockHash,
+    /// The 80-byte header.
+    pub header: HexBytes,
+}
+
+/// The block holding the anchor transaction.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockEvidence {
+    /// Its height (informational: the header does not commit to it).
+    pub height: u32,
+    /// `SHA-256d(header)`, display order.
+    pub hash: BlockHash,
+    /// The 80-byte header.
+    pub header: HexBytes,
 }
 
 /// Why text is not a proof document this code understands.
@@ -107,7 +128,58 @@ pub enum ProofError {
     Version(u64),
 }
 
+impl AnchorEvidence {
+    /// Assembles the evidence for anchor transaction `txid` in `block` (at
+    /// `height`), followed by `after`. `None` if the block does not contain
+    /// the transaction or the transaction has no OP_RETURN payload output.
+    pub fn from_block(
+        network: AnchorNetwork,
+        tag: Tag,
+        txid: Txid,
+        block: &Block,
+        height: u32,
+        after: &[Header],
+    ) -> Option<AnchorEvidence> {
+        let txids: Vec<Txid> = block.txdata.iter().map(Transaction::compute_txid).collect();
+        let tx_index = txids.iter().position(|t| *t == txid)?;
+        let mut tx = block.txdata[tx_index].clone();
+        let output_index = tx
+            .output
+            .iter()
+            .position(|o| Payload::from_script(&o.script_pubkey).is_ok_and(|p| p.tag == tag))?;
+        for input in &mut tx.input {
+            input.witness.clear();
+        }
+        let header = |h: &Header| HeaderEvidence {
+            hash: h.block_hash(),
+            header: HexBytes(serialize(h)),
+        };
+        Some(AnchorEvidence {
+            network,
+            pow: network.pow(),
+            tag,
+            tx: HexBytes(serialize(&tx)),
+            txid,
+            output_index: u32::try_from(output_index).ok()?,
+            tx_index: u32::try_from(tx_index).ok()?,
+            tx_branch: tx_branch(&txids, tx_index),
+            block: BlockEvidence {
+                height,
+                hash: block.block_hash(),
+                header: header(&block.header).header,
+            },
+            headers_after: after.iter().map(header).collect(),
+        })
+    }
+}
+
 impl Proof {
+    /// This proof with `anchor` as its Bitcoin evidence.
+    pub fn with_anchor(mut self, anchor: AnchorEvidence) -> Proof {
+        self.anchor = Some(anchor);
+        self
+    }
+
     /// Parses a proof document, checking format and version before the layout
     /// so that a newer document gets a version error, not a field error.
     pub fn from_json(text: &str) -> Result<Proof, ProofError> {

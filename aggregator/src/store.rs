@@ -571,3 +571,77 @@ fn decode_batch(seq: BatchSeq, v: &[u8]) -> Result<BatchInfo, StoreError> {
         sealed_unix_ms: u64_at(48),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::types::RawDigest;
+
+    /// A crash between writing a batch and committing it: the transaction is
+    /// dropped, the store closed and reopened. The records must still be
+    /// pending and sealing must work as if nothing happened.
+    #[test]
+    fn an_interrupted_seal_leaves_every_record_pending() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("btcts.redb");
+        let clock: Arc<dyn Clock> = Arc::new(FixedClock::new(5));
+        let records: Vec<(LeafHash, Record)> = (0..300u16)
+            .map(|i| {
+                let mut d = [0u8; 32];
+                d[..2].copy_from_slice(&i.to_be_bytes());
+                let r = Record::Digest {
+                    digest: RawDigest(d),
+                };
+                (leaf::leaf_hash(&r), r)
+            })
+            .collect();
+        {
+            let store = Store::open(&path, clock.clone()).expect("opens");
+            store.submit(&records).expect("stored");
+            let (first, tree) = store
+                .build_pending_tree(1000)
+                .expect("reads")
+                .expect("pending");
+            let txn = store.db.begin_write().expect("txn");
+            let info = store
+                .write_batch(&txn, first, &tree)
+                .expect("writes")
+                .expect("watermark");
+            assert_eq!(info.size, 300);
+            drop(txn); // crash: never committed
+        }
+        let store = Store::open(&path, clock).expect("reopens");
+        assert_eq!(store.pending_count().expect("count"), 300);
+        assert_eq!(store.batch(BatchSeq(0)).expect("query"), None);
+        assert_eq!(
+            store
+                .record(&records[0].0)
+                .expect("query")
+                .and_then(|r| r.batch),
+            None
+        );
+        let sealed = store.seal_batch(1000).expect("seals").expect("pending");
+        assert_eq!((sealed.seq, sealed.size), (BatchSeq(0), 300));
+        assert_eq!(store.pending_count().expect("count"), 0);
+    }
+
+    /// A seal that raced with another seal notices the moved watermark.
+    #[test]
+    fn a_stale_tree_is_not_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            Store::open(dir.path().join("s.redb"), Arc::new(FixedClock::new(0))).expect("opens");
+        let r = Record::Digest {
+            digest: RawDigest([1; 32]),
+        };
+        store.submit(&[(leaf::leaf_hash(&r), r)]).expect("stored");
+        let (first, tree) = store
+            .build_pending_tree(10)
+            .expect("reads")
+            .expect("pending");
+        store.seal_batch(10).expect("seals");
+        let txn = store.db.begin_write().expect("txn");
+        assert_eq!(store.write_batch(&txn, first, &tree).expect("checks"), None);
+    }
+}

@@ -201,12 +201,12 @@ fn check_anchor(
         );
     }
     let txid = check_tx(a, seq, root, expect)?;
-    let header = parse_header(&a.block_header.0, Step::Header)?;
+    let header = parse_header(&a.block.header.0, Step::Header)?;
     let block_hash = header.block_hash();
-    if block_hash != a.block_hash {
+    if block_hash != a.block.hash {
         return fail(
             Step::Header,
-            format!("header hashes to {block_hash}, not {}", a.block_hash),
+            format!("header hashes to {block_hash}, not {}", a.block.hash),
         );
     }
     let computed = branch_root(txid, a.tx_index, &a.tx_branch)?;
@@ -223,8 +223,19 @@ fn check_anchor(
         return fail(Step::ProofOfWork, format!("block {block_hash}: {e}"));
     }
     let mut prev = block_hash;
-    for (i, raw) in a.headers_after.iter().enumerate() {
-        let h = parse_header(&raw.0, Step::HeadersAfter)?;
+    for (i, after) in a.headers_after.iter().enumerate() {
+        let h = parse_header(&after.header.0, Step::HeadersAfter)?;
+        if h.block_hash() != after.hash {
+            return fail(
+                Step::HeadersAfter,
+                format!(
+                    "header {} hashes to {}, not {}",
+                    i + 1,
+                    h.block_hash(),
+                    after.hash
+                ),
+            );
+        }
         if h.prev_blockhash != prev {
             return fail(
                 Step::HeadersAfter,
@@ -245,7 +256,7 @@ fn check_anchor(
         network: a.network,
         txid,
         block_hash,
-        block_height: a.block_height,
+        block_height: a.block.height,
         block_time: header.time,
         confirmations,
     })

@@ -1,1 +1,5 @@
-//! placeholder
+//! The end-to-end test harness: a real regtest node ([`node::RegtestNode`])
+//! and helpers shared by the workspace's end-to-end tests.
+
+pub mod golden;
+pub mod node;
