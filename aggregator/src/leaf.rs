@@ -14,8 +14,6 @@
 //! so two different records never share a preimage. New encodings get new kind
 //! bytes; existing ones never change (`docs/proof-format.md`).
 
-use sha2::{Digest, Sha256};
-
 use crate::types::{
     ChainId, LeafHash, ParseError, PosBlock, PosBlockHash, RawDigest, Record, StakerSetDigest,
 };
@@ -47,9 +45,8 @@ pub enum LeafError {
     ChainId(#[from] ParseError),
 }
 
-/// Writes the leaf preimage of `record` into `out` (cleared first).
-pub fn encode_into(record: &Record, out: &mut Vec<u8>) {
-    out.clear();
+/// Appends the leaf preimage of `record` to `out`.
+pub fn append_preimage(record: &Record, out: &mut Vec<u8>) {
     out.push(LEAF_PREFIX);
     match record {
         Record::PosBlock(b) => {
@@ -72,7 +69,7 @@ pub fn encode_into(record: &Record, out: &mut Vec<u8>) {
 /// The leaf preimage of `record`.
 pub fn encode(record: &Record) -> Vec<u8> {
     let mut out = Vec::with_capacity(MAX_PREIMAGE_LEN);
-    encode_into(record, &mut out);
+    append_preimage(record, &mut out);
     out
 }
 
@@ -80,7 +77,7 @@ pub fn encode(record: &Record) -> Vec<u8> {
 pub fn leaf_hash(record: &Record) -> LeafHash {
     let mut buf = [0u8; MAX_PREIMAGE_LEN];
     let n = write_preimage(record, &mut buf);
-    LeafHash(Sha256::digest(&buf[..n]).into())
+    LeafHash(crate::merkle::sha256_short(&buf[..n]))
 }
 
 /// Writes the preimage into a fixed buffer without allocating; returns its length.

@@ -20,10 +20,41 @@ const H0: [u32; 8] = [
     0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
 ];
 
+/// SHA-256 of a message of at most [`SHORT_MAX`] bytes, padded by hand into
+/// at most three blocks and compressed in one call. Leaves and inner nodes
+/// are hashed this way on the hot path; the streaming hasher's buffering
+/// costs about as much as the compression itself at these sizes.
+pub fn sha256_short(msg: &[u8]) -> [u8; 32] {
+    assert!(
+        msg.len() <= SHORT_MAX,
+        "sha256_short takes at most {SHORT_MAX} bytes"
+    );
+    let mut buf = [0u8; 192];
+    buf[..msg.len()].copy_from_slice(msg);
+    buf[msg.len()] = 0x80;
+    let used = (msg.len() + 9).div_ceil(64);
+    buf[used * 64 - 8..used * 64].copy_from_slice(&(msg.len() as u64 * 8).to_be_bytes());
+    let mut blocks = [GenericArray::<u8, _>::default(); 3];
+    for (block, bytes) in blocks.iter_mut().zip(buf.chunks_exact(64)).take(used) {
+        block.copy_from_slice(bytes);
+    }
+    compress(&blocks[..used])
+}
+
+fn compress(blocks: &[GenericArray<u8, sha2::digest::consts::U64>]) -> [u8; 32] {
+    let mut state = H0;
+    sha2::compress256(&mut state, blocks);
+    let mut out = [0u8; 32];
+    for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
+        chunk.copy_from_slice(&word.to_be_bytes());
+    }
+    out
+}
+
+/// Longest message [`sha256_short`] takes (three blocks less the padding).
+pub const SHORT_MAX: usize = 3 * 64 - 9;
+
 /// `SHA-256(0x01 ‖ left ‖ right)`.
-///
-/// The 65-byte message is laid into its two padded SHA-256 blocks directly,
-/// which avoids the streaming hasher's buffering on the hot path.
 pub fn hash_nodes(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
     let mut blocks = [GenericArray::<u8, _>::default(); 2];
     blocks[0][0] = NODE_PREFIX;
@@ -33,13 +64,7 @@ pub fn hash_nodes(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
     blocks[1][1] = 0x80;
     // Message length in bits: 65 * 8 = 520.
     blocks[1][56..64].copy_from_slice(&520u64.to_be_bytes());
-    let mut state = H0;
-    sha2::compress256(&mut state, &blocks);
-    let mut out = [0u8; 32];
-    for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
-        chunk.copy_from_slice(&word.to_be_bytes());
-    }
-    out
+    compress(&blocks)
 }
 
 /// Which side of the running hash a path step's sibling goes on.
@@ -267,6 +292,18 @@ mod tests {
             })
             .collect();
         naive_root(&next)
+    }
+
+    #[test]
+    fn sha256_short_matches_sha256_at_every_length() {
+        let data: Vec<u8> = (0..=SHORT_MAX as u8).collect();
+        for len in 0..=SHORT_MAX {
+            assert_eq!(
+                sha256_short(&data[..len]),
+                <[u8; 32]>::from(Sha256::digest(&data[..len])),
+                "{len}"
+            );
+        }
     }
 
     #[test]

@@ -22,11 +22,15 @@ pub const META_NEXT_BATCH: &str = "next_batch";
 
 /// Record sequence → `leaf hash (32) ‖ received unix ms (u64 BE) ‖ leaf preimage`.
 pub const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
-/// Leaf hash (the record id) → record sequence.
-pub const RECORD_IDS: TableDefinition<&[u8; 32], u64> = TableDefinition::new("record_ids");
-/// `(chain id, height, record sequence)` of every PoS block record.
-pub const CHAIN_HEIGHTS: TableDefinition<(&str, u64, u64), ()> =
-    TableDefinition::new("chain_heights");
+/// First 8 bytes of a record id (big-endian) → the record that first had
+/// that prefix. Short keys keep the one randomly keyed table small; a record
+/// whose prefix is taken by another goes to [`RECORD_IDS_OVERFLOW`].
+pub const RECORD_IDS: TableDefinition<u64, u64> = TableDefinition::new("record_ids");
+/// Full record id → record sequence, for ids whose prefix was already taken.
+pub const RECORD_IDS_OVERFLOW: TableDefinition<&[u8; 32], u64> =
+    TableDefinition::new("record_ids_overflow");
+/// `(chain id, height)` → the first PoS block record stored at that height.
+pub const CHAIN_HEIGHTS: TableDefinition<(&str, u64), u64> = TableDefinition::new("chain_heights");
 /// `(chain id, height, later record sequence)` → the first record at that height,
 /// for every record whose block hash differs from one already stored there.
 pub const CONFLICTS: TableDefinition<(&str, u64, u64), u64> = TableDefinition::new("conflicts");

@@ -157,6 +157,7 @@ impl Store {
                 txn.open_table(table)?;
             }
             txn.open_table(RECORD_IDS)?;
+            txn.open_table(RECORD_IDS_OVERFLOW)?;
             txn.open_table(CHAIN_HEIGHTS)?;
             txn.open_table(CONFLICTS)?;
             txn.open_table(BATCH_STARTS)?;
@@ -182,63 +183,27 @@ impl Store {
         let txn = self.db.begin_write()?;
         let mut out = Vec::with_capacity(groups.len());
         {
-            let mut meta = txn.open_table(META)?;
-            let mut records = txn.open_table(RECORDS)?;
-            let mut ids = txn.open_table(RECORD_IDS)?;
-            let mut heights = txn.open_table(CHAIN_HEIGHTS)?;
-            let mut conflicts = txn.open_table(CONFLICTS)?;
-            let mut next = meta_get(&meta, META_NEXT_RECORD)?;
-            let mut value = Vec::with_capacity(40 + leaf::MAX_PREIMAGE_LEN);
-            let mut preimage = Vec::with_capacity(leaf::MAX_PREIMAGE_LEN);
+            let mut w = RecordWriter {
+                meta: txn.open_table(META)?,
+                records: txn.open_table(RECORDS)?,
+                ids: txn.open_table(RECORD_IDS)?,
+                overflow: txn.open_table(RECORD_IDS_OVERFLOW)?,
+                heights: txn.open_table(CHAIN_HEIGHTS)?,
+                conflicts: txn.open_table(CONFLICTS)?,
+                next: 0,
+                now,
+                value: Vec::with_capacity(40 + leaf::MAX_PREIMAGE_LEN),
+            };
+            w.next = meta_get(&w.meta, META_NEXT_RECORD)?;
             for group in groups {
-                let mut acks = Vec::with_capacity(group.len());
-                for (id, record) in group.iter() {
-                    let existing = ids.get(&id.0)?.map(|v| v.value());
-                    let duplicate = existing.is_some();
-                    let seq = match existing {
-                        Some(seq) => seq,
-                        None => {
-                            let seq = next;
-                            next += 1;
-                            leaf::encode_into(record, &mut preimage);
-                            value.clear();
-                            value.extend_from_slice(&id.0);
-                            value.extend_from_slice(&now.to_be_bytes());
-                            value.extend_from_slice(&preimage);
-                            records.insert(seq, value.as_slice())?;
-                            ids.insert(&id.0, seq)?;
-                            seq
-                        }
-                    };
-                    let mut conflict = false;
-                    if let Some((chain, height)) = record.chain_height() {
-                        let c = chain.as_str();
-                        let mut at_height =
-                            heights.range((c, height, 0)..=(c, height, u64::MAX))?;
-                        let first = at_height.next().transpose()?.map(|(k, _)| k.value().2);
-                        let more = at_height.next().transpose()?.is_some();
-                        drop(at_height);
-                        conflict = match first {
-                            Some(first) if !duplicate => {
-                                conflicts.insert((c, height, seq), first)?;
-                                true
-                            }
-                            Some(first) => first != seq || more,
-                            None => false,
-                        };
-                        if !duplicate {
-                            heights.insert((c, height, seq), ())?;
-                        }
-                    }
-                    acks.push(Ack {
-                        id: *id,
-                        duplicate,
-                        conflict,
-                    });
-                }
+                let acks = group
+                    .iter()
+                    .map(|(id, record)| w.put(id, record))
+                    .collect::<Result<_, _>>()?;
                 out.push(acks);
             }
-            meta.insert(META_NEXT_RECORD, next)?;
+            let next = w.next;
+            w.meta.insert(META_NEXT_RECORD, next)?;
         }
         txn.commit()?;
         Ok(out)
@@ -341,7 +306,7 @@ impl Store {
     /// The record with id `id`, if stored.
     pub fn record(&self, id: &LeafHash) -> Result<Option<StoredRecord>, StoreError> {
         let txn = self.db.begin_read()?;
-        let Some(seq) = txn.open_table(RECORD_IDS)?.get(&id.0)?.map(|v| v.value()) else {
+        let Some(seq) = seq_of(&txn, id)? else {
             return Ok(None);
         };
         self.record_by_seq(&txn, seq).map(Some)
@@ -373,11 +338,20 @@ impl Store {
     ) -> Result<Vec<StoredRecord>, StoreError> {
         let txn = self.db.begin_read()?;
         let c = chain.as_str();
-        let seqs: Vec<u64> = txn
+        let Some(first) = txn
             .open_table(CHAIN_HEIGHTS)?
+            .get((c, height))?
+            .map(|v| v.value())
+        else {
+            return Ok(Vec::new());
+        };
+        let mut seqs = vec![first];
+        for entry in txn
+            .open_table(CONFLICTS)?
             .range((c, height, 0)..=(c, height, u64::MAX))?
-            .map(|e| e.map(|(k, _)| k.value().2))
-            .collect::<Result<_, _>>()?;
+        {
+            seqs.push(entry?.0.value().2);
+        }
         seqs.into_iter()
             .map(|s| self.record_by_seq(&txn, s))
             .collect()
@@ -389,7 +363,7 @@ impl Store {
         let c = chain.as_str();
         let table = txn.open_table(CHAIN_HEIGHTS)?;
         let last = table
-            .range((c, 0, 0)..=(c, u64::MAX, u64::MAX))?
+            .range((c, 0)..=(c, u64::MAX))?
             .next_back()
             .transpose()?;
         Ok(last.map(|(k, _)| k.value().1))
@@ -447,7 +421,7 @@ impl Store {
     /// unknown or the record is still pending.
     pub fn proof(&self, id: &LeafHash) -> Result<Option<Proof>, StoreError> {
         let txn = self.db.begin_read()?;
-        let Some(seq) = txn.open_table(RECORD_IDS)?.get(&id.0)?.map(|v| v.value()) else {
+        let Some(seq) = seq_of(&txn, id)? else {
             return Ok(None);
         };
         let stored = self.record_by_seq(&txn, seq)?;
@@ -479,6 +453,130 @@ impl Store {
             anchor: None,
         }))
     }
+}
+
+/// The tables a submission writes, open in one write transaction.
+struct RecordWriter<'txn> {
+    meta: redb::Table<'txn, &'static str, u64>,
+    records: redb::Table<'txn, u64, &'static [u8]>,
+    ids: redb::Table<'txn, u64, u64>,
+    overflow: redb::Table<'txn, &'static [u8; 32], u64>,
+    heights: redb::Table<'txn, (&'static str, u64), u64>,
+    conflicts: redb::Table<'txn, (&'static str, u64, u64), u64>,
+    next: u64,
+    now: u64,
+    value: Vec<u8>,
+}
+
+impl RecordWriter<'_> {
+    /// Stores one record unless it is already there. The common case (a new
+    /// record at a new height) costs one insert per table: inserts return the
+    /// previous value, which is put back in the rare case there was one.
+    fn put(&mut self, id: &LeafHash, record: &Record) -> Result<Ack, StoreError> {
+        let seq = self.next;
+        let taken = self.ids.insert(id_prefix(id), seq)?.map(|v| v.value());
+        let existing = match taken {
+            None => None,
+            Some(taken) => {
+                self.ids.insert(id_prefix(id), taken)?;
+                self.resolve_prefix_taken(id, taken, seq)?
+            }
+        };
+        if existing.is_some() {
+            let conflict = match record.chain_height() {
+                Some((chain, height)) => self.has_conflict(chain.as_str(), height)?,
+                None => false,
+            };
+            return Ok(Ack {
+                id: *id,
+                duplicate: true,
+                conflict,
+            });
+        }
+        self.next += 1;
+        self.value.clear();
+        self.value.extend_from_slice(&id.0);
+        self.value.extend_from_slice(&self.now.to_be_bytes());
+        leaf::append_preimage(record, &mut self.value);
+        self.records.insert(seq, self.value.as_slice())?;
+        let mut conflict = false;
+        if let Some((chain, height)) = record.chain_height() {
+            let c = chain.as_str();
+            let first = self.heights.insert((c, height), seq)?.map(|v| v.value());
+            if let Some(first) = first {
+                self.heights.insert((c, height), first)?;
+                self.conflicts.insert((c, height, seq), first)?;
+                conflict = true;
+            }
+        }
+        Ok(Ack {
+            id: *id,
+            duplicate: false,
+            conflict,
+        })
+    }
+
+    /// `id`'s prefix belongs to record `taken`: either that record is `id`
+    /// (a duplicate) or `id` lives in, or now goes to, the overflow table.
+    fn resolve_prefix_taken(
+        &mut self,
+        id: &LeafHash,
+        taken: u64,
+        seq: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        if record_id(&self.records, taken)? == *id {
+            return Ok(Some(taken));
+        }
+        let existing = self.overflow.insert(&id.0, seq)?.map(|v| v.value());
+        if let Some(existing) = existing {
+            self.overflow.insert(&id.0, existing)?;
+        }
+        Ok(existing)
+    }
+
+    fn has_conflict(&self, chain: &str, height: u64) -> Result<bool, StoreError> {
+        Ok(self
+            .conflicts
+            .range((chain, height, 0)..=(chain, height, u64::MAX))?
+            .next()
+            .is_some())
+    }
+}
+
+/// The big-endian first 8 bytes of a record id: its key in [`RECORD_IDS`].
+fn id_prefix(id: &LeafHash) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&id.0[..8]);
+    u64::from_be_bytes(b)
+}
+
+/// The id of record `seq`.
+fn record_id(
+    records: &impl ReadableTable<u64, &'static [u8]>,
+    seq: u64,
+) -> Result<LeafHash, StoreError> {
+    let v = records
+        .get(seq)?
+        .ok_or_else(|| StoreError::Corrupt(format!("record {seq} is indexed but missing")))?;
+    decode_id(v.value())
+}
+
+/// The sequence number of the record with id `id`, if stored.
+fn seq_of(txn: &ReadTransaction, id: &LeafHash) -> Result<Option<u64>, StoreError> {
+    let Some(seq) = txn
+        .open_table(RECORD_IDS)?
+        .get(id_prefix(id))?
+        .map(|v| v.value())
+    else {
+        return Ok(None);
+    };
+    if record_id(&txn.open_table(RECORDS)?, seq)? == *id {
+        return Ok(Some(seq));
+    }
+    Ok(txn
+        .open_table(RECORD_IDS_OVERFLOW)?
+        .get(&id.0)?
+        .map(|v| v.value()))
 }
 
 fn read_path(
@@ -624,6 +722,51 @@ mod tests {
         let sealed = store.seal_batch(1000).expect("seals").expect("pending");
         assert_eq!((sealed.seq, sealed.size), (BatchSeq(0), 300));
         assert_eq!(store.pending_count().expect("count"), 0);
+    }
+
+    /// Two ids sharing their 8-byte prefix: the second goes to the overflow
+    /// table and both stay distinct, findable and deduplicated.
+    #[test]
+    fn ids_sharing_a_prefix_are_kept_apart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            Store::open(dir.path().join("s.redb"), Arc::new(FixedClock::new(0))).expect("opens");
+        let rec = |b: u8| {
+            let r = Record::Digest {
+                digest: RawDigest([b; 32]),
+            };
+            (leaf::leaf_hash(&r), r)
+        };
+        let (a, b) = (rec(1), rec(2));
+        store.submit(std::slice::from_ref(&a)).expect("stored");
+        // Make b's prefix point at a, as a real prefix collision would.
+        let txn = store.db.begin_write().expect("txn");
+        txn.open_table(RECORD_IDS)
+            .expect("table")
+            .insert(id_prefix(&b.0), 0)
+            .expect("insert");
+        txn.commit().expect("commit");
+        let first = store.submit(std::slice::from_ref(&b)).expect("stored");
+        assert!(!first[0].duplicate, "a prefix match is not a duplicate");
+        let again = store.submit(&[b.clone(), a.clone()]).expect("stored");
+        assert!(again[0].duplicate && again[1].duplicate);
+        assert_eq!(store.record_count().expect("count"), 2);
+        assert_eq!(
+            store.record(&a.0).expect("query").map(|r| r.record),
+            Some(a.1)
+        );
+        assert_eq!(
+            store.record(&b.0).expect("query").map(|r| r.record),
+            Some(b.1)
+        );
+        let txn = store.db.begin_read().expect("txn");
+        assert_eq!(
+            txn.open_table(RECORD_IDS_OVERFLOW)
+                .expect("table")
+                .len()
+                .expect("len"),
+            1
+        );
     }
 
     /// A seal that raced with another seal notices the moved watermark.

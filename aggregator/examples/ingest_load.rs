@@ -1,0 +1,94 @@
+//! Durable ingest throughput as the store grows: 64 concurrent callers
+//! submitting 1000-record requests through the group-commit writer, printing
+//! records/s for every 256k records. See docs/BENCHMARKS.md.
+//!
+//! `cargo run --release -p aggregator --example ingest_load -- [total] [per_request] [callers]`
+
+#![allow(clippy::print_stdout)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use aggregator::clock::SystemClock;
+use aggregator::{ChainId, Ingestor, PosBlock, PosBlockHash, Record, StakerSetDigest, Store};
+
+fn record(i: u64) -> Record {
+    let mut hash = [0u8; 32];
+    hash[..8].copy_from_slice(&i.to_le_bytes());
+    hash[8..16].copy_from_slice(&i.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
+    Record::PosBlock(PosBlock {
+        chain_id: ChainId::new(format!("chain-{}", i % 16)).expect("valid"),
+        height: i / 16,
+        block_hash: PosBlockHash(hash),
+        staker_set_digest: StakerSetDigest([0x5a; 32]),
+    })
+}
+
+fn main() {
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let total = args.first().copied().unwrap_or(2_048_000);
+    let per_request = args.get(1).copied().unwrap_or(1000);
+    let callers = args.get(2).copied().unwrap_or(64);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path().join("load.redb"), Arc::new(SystemClock)).expect("store");
+    let (ingestor, writer) = Ingestor::start(store).expect("writer");
+    let next = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let start = Instant::now();
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..callers)
+            .map(|_| {
+                let (ingestor, next, done) = (ingestor.clone(), next.clone(), done.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let first = next.fetch_add(per_request, Ordering::Relaxed);
+                        if first >= total {
+                            break;
+                        }
+                        let records = (first..first + per_request).map(record).collect();
+                        ingestor.submit(records).await.expect("acknowledged");
+                        done.fetch_add(per_request, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        let reporter = tokio::spawn({
+            let done = done.clone();
+            async move {
+                let (mut last_n, mut last_t) = (0u64, Instant::now());
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    let n = done.load(Ordering::Relaxed);
+                    if n - last_n >= 256_000 || n >= total {
+                        let rate = (n - last_n) as f64 / last_t.elapsed().as_secs_f64();
+                        println!("{n:>9} records stored  {rate:>9.0} records/s");
+                        (last_n, last_t) = (n, Instant::now());
+                    }
+                    if n >= total {
+                        break;
+                    }
+                }
+            }
+        });
+        for t in tasks {
+            t.await.expect("caller");
+        }
+        reporter.await.expect("reporter");
+    });
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "total: {total} records in {secs:.2} s = {:.0} records/s",
+        total as f64 / secs
+    );
+    drop(ingestor);
+    writer.join();
+}
