@@ -38,5 +38,15 @@ pub const CONFLICTS: TableDefinition<(&str, u64, u64), u64> = TableDefinition::n
 pub const BATCHES: TableDefinition<u64, &[u8]> = TableDefinition::new("batches");
 /// First record sequence of a batch → batch sequence.
 pub const BATCH_STARTS: TableDefinition<u64, u64> = TableDefinition::new("batch_starts");
-/// `(batch, group, page)` → the node hashes of one tree page ([`crate::pages`]).
-pub const TREE_PAGES: TableDefinition<(u64, u32, u64), &[u8]> = TableDefinition::new("tree_pages");
+/// [`tree_page_key`]`(batch, group, page)` → the node hashes of one tree page
+/// ([`crate::pages`]).
+pub const TREE_PAGES: TableDefinition<u128, &[u8]> = TableDefinition::new("tree_pages");
+
+/// `batch (64 bits) ‖ group (8 bits) ‖ page (56 bits)` as one integer: a
+/// fixed-width key compares much faster than a tuple. A batch has at most 8
+/// groups (64 levels) and far fewer than 2^56 pages per group.
+pub fn tree_page_key(batch: u64, group: u32, page: u64) -> u128 {
+    (u128::from(batch) << 64)
+        | (u128::from(group & 0xff) << 56)
+        | u128::from(page & ((1 << 56) - 1))
+}

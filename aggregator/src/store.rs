@@ -283,7 +283,7 @@ impl Store {
         txn.open_table(BATCH_STARTS)?.insert(first, info.seq.0)?;
         let mut pages_table = txn.open_table(TREE_PAGES)?;
         for (group, page, bytes) in pages::split(tree) {
-            pages_table.insert((info.seq.0, group, page), bytes.as_slice())?;
+            pages_table.insert(tree_page_key(info.seq.0, group, page), bytes.as_slice())?;
         }
         meta.insert(META_SEALED_UPTO, first + size)?;
         meta.insert(META_NEXT_BATCH, info.seq.0 + 1)?;
@@ -587,7 +587,7 @@ fn read_path(
 ) -> Result<Vec<PathStep>, StoreError> {
     let table = txn.open_table(TREE_PAGES)?;
     pages::read_path(size, index, |group, page, visit| {
-        Ok::<_, StoreError>(match table.get((batch.0, group, page))? {
+        Ok::<_, StoreError>(match table.get(tree_page_key(batch.0, group, page))? {
             Some(v) => {
                 visit(v.value());
                 true
