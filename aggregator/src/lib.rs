@@ -2,6 +2,7 @@
 //! the OP_RETURN payload, proof documents and the offline verifier, and the
 //! durable redb store with its group-commit writer. No network I/O.
 
+pub mod anchor;
 pub mod chain;
 pub mod clock;
 pub mod ingest;

@@ -38,6 +38,10 @@ pub const CONFLICTS: TableDefinition<(&str, u64, u64), u64> = TableDefinition::n
 pub const BATCHES: TableDefinition<u64, &[u8]> = TableDefinition::new("batches");
 /// First record sequence of a batch → batch sequence.
 pub const BATCH_STARTS: TableDefinition<u64, u64> = TableDefinition::new("batch_starts");
+/// Batch sequence → its [`crate::anchor::AnchorRecord`] as JSON. Batches are
+/// anchored in order, so every batch above the last key is not anchored yet.
+pub const ANCHORS: TableDefinition<u64, &[u8]> = TableDefinition::new("anchors");
+
 /// [`tree_page_key`]`(batch, group, page)` → the node hashes of one tree page
 /// ([`crate::pages`]).
 pub const TREE_PAGES: TableDefinition<u128, &[u8]> = TableDefinition::new("tree_pages");

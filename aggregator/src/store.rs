@@ -14,6 +14,7 @@ use redb::{
 };
 use tracing::info;
 
+use crate::anchor::AnchorRecord;
 use crate::clock::Clock;
 use crate::leaf;
 use crate::merkle::{MerkleTree, PathStep};
@@ -162,6 +163,7 @@ impl Store {
             txn.open_table(CONFLICTS)?;
             txn.open_table(BATCH_STARTS)?;
             txn.open_table(TREE_PAGES)?;
+            txn.open_table(ANCHORS)?;
         }
         txn.commit()?;
         Ok(())
@@ -435,6 +437,9 @@ impl Store {
             .transpose()?
             .ok_or_else(|| StoreError::Corrupt(format!("batch {batch_seq} missing")))?;
         let path = read_path(&txn, batch_seq, batch.size, index)?;
+        let anchor = read_anchor(&txn, batch_seq)?
+            .and_then(|a| a.mined)
+            .map(|m| m.evidence);
         Ok(Some(Proof {
             format: PROOF_FORMAT.to_owned(),
             version: PROOF_VERSION,
@@ -450,9 +455,66 @@ impl Store {
                 root: batch.root,
             },
             path,
-            anchor: None,
+            anchor,
         }))
     }
+}
+
+impl Store {
+    /// Writes `anchor` (one state transition = one durable transaction).
+    pub fn put_anchor(&self, anchor: &AnchorRecord) -> Result<(), StoreError> {
+        let value = serde_json::to_vec(anchor).map_err(|e| {
+            StoreError::Corrupt(format!("anchor {} does not serialize: {e}", anchor.batch))
+        })?;
+        let txn = self.db.begin_write()?;
+        txn.open_table(ANCHORS)?
+            .insert(anchor.batch.0, value.as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The anchor of batch `batch`, if one was ever built.
+    pub fn anchor(&self, batch: BatchSeq) -> Result<Option<AnchorRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        read_anchor(&txn, batch)
+    }
+
+    /// The anchors of the `n` most recent anchored batches, oldest first.
+    pub fn recent_anchors(&self, n: usize) -> Result<Vec<AnchorRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ANCHORS)?;
+        let mut out = Vec::with_capacity(n);
+        for entry in table.iter()?.rev().take(n) {
+            let (k, v) = entry?;
+            out.push(decode_anchor(BatchSeq(k.value()), v.value())?);
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The oldest sealed batch that has no anchor yet.
+    pub fn next_unanchored_batch(&self) -> Result<Option<BatchInfo>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let next = match txn.open_table(ANCHORS)?.last()? {
+            Some((k, _)) => k.value() + 1,
+            None => 0,
+        };
+        let batches = txn.open_table(BATCHES)?;
+        let v = batches.get(next)?;
+        v.map(|v| decode_batch(BatchSeq(next), v.value()))
+            .transpose()
+    }
+}
+
+fn read_anchor(txn: &ReadTransaction, batch: BatchSeq) -> Result<Option<AnchorRecord>, StoreError> {
+    let table = txn.open_table(ANCHORS)?;
+    let v = table.get(batch.0)?;
+    v.map(|v| decode_anchor(batch, v.value())).transpose()
+}
+
+fn decode_anchor(batch: BatchSeq, v: &[u8]) -> Result<AnchorRecord, StoreError> {
+    serde_json::from_slice(v)
+        .map_err(|e| StoreError::Corrupt(format!("anchor of batch {batch}: {e}")))
 }
 
 /// The tables a submission writes, open in one write transaction.

@@ -1,7 +1,16 @@
-//! btc-submitter: anchors batch roots in Bitcoin (the `BitcoinNode` trait,
-//! its Bitcoin Core JSON-RPC implementation and the anchor state machine).
-//!
-//! Not implemented yet: this crate is filled by the Anchoring issue. The
-//! OP_RETURN payload format it will write already lives in
-//! [`aggregator::payload`], and proofs assembled from a block in
-//! [`aggregator::proof::AnchorEvidence::from_block`].
+//! btc-submitter: anchors batch roots in Bitcoin. The [`node::BitcoinNode`]
+//! trait with its JSON-RPC implementation ([`rpc::CoreRpcNode`], Bitcoin Core
+//! and litecoind 0.21), the fee policy, and the anchor state machine
+//! ([`anchor::Anchorer`]).
+
+pub mod anchor;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod fake;
+pub mod fees;
+pub mod node;
+pub mod rpc;
+
+pub use anchor::{complete_proof, AnchorConfig, AnchorError, Anchorer};
+pub use fees::FeePolicy;
+pub use node::{BitcoinNode, NodeError};
+pub use rpc::{CoreRpcNode, RpcAuth, RpcConfig};

@@ -1,0 +1,419 @@
+//! The anchor state machine: seal pending records into batches, put each
+//! batch root into one OP_RETURN transaction, replace it with higher fees
+//! while blocks pass it by, follow it into a block, count confirmations and
+//! undo all of that on a reorg.
+//!
+//! Every transition is written to the store *before* the side effect it
+//! leads to: a transaction is stored signed before it is broadcast, so a
+//! restart re-broadcasts the same bytes instead of funding a second,
+//! conflicting anchor. All transactions of one anchor spend the same inputs,
+//! so at most one of them can ever confirm.
+
+use std::sync::Arc;
+
+use aggregator::anchor::{AnchorRecord, AnchorStatus, AnchorTx, MinedIn};
+use aggregator::clock::Clock;
+use aggregator::proof::{AnchorEvidence, HeaderEvidence};
+use aggregator::types::HexBytes;
+use aggregator::{AnchorNetwork, BatchInfo, Payload, Proof, Store, StoreError, Tag};
+use bitcoin::consensus::serialize;
+use bitcoin::{BlockHash, Transaction};
+use tracing::{error, info, warn};
+
+use crate::fees::FeePolicy;
+use crate::node::{BitcoinNode, ChainInfo, NodeError, TxStatus};
+
+/// What the anchoring loop is told.
+#[derive(Clone, Debug)]
+pub struct AnchorConfig {
+    /// The chain anchors go into.
+    pub network: AnchorNetwork,
+    /// The deployment tag of every payload.
+    pub tag: Tag,
+    /// Confirmations after which an anchor counts as confirmed (k).
+    pub confirmations: u32,
+    /// A batch is sealed early once this many records are pending.
+    pub max_records_per_batch: u64,
+    /// At most this many anchors wait for their first confirmation at once.
+    pub max_unconfirmed: usize,
+    /// How many of the most recent anchors are re-checked on every new block.
+    pub watch: usize,
+    /// Fees.
+    pub fees: FeePolicy,
+}
+
+impl AnchorConfig {
+    /// Defaults for `network`: k = 6, one unconfirmed anchor, 100k records per batch.
+    pub fn new(network: AnchorNetwork) -> Self {
+        AnchorConfig {
+            network,
+            tag: Tag::DEFAULT,
+            confirmations: 6,
+            max_records_per_batch: 100_000,
+            max_unconfirmed: 1,
+            watch: 32,
+            fees: FeePolicy::default(),
+        }
+    }
+}
+
+/// A failure of one step.
+#[derive(Debug, thiserror::Error)]
+pub enum AnchorError {
+    /// The node failed; transient ones are retried on the next step.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The node is on another chain than configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the node is on chain {chain:?} with genesis {genesis}, but btcts is configured for {network} \
+     (chain {expected_chain:?}, genesis {expected_genesis}); point it at the right node or fix `network`"
+)]
+pub struct WrongChain {
+    /// Configured network.
+    pub network: AnchorNetwork,
+    /// The node's chain name.
+    pub chain: String,
+    /// The node's genesis.
+    pub genesis: BlockHash,
+    /// Expected chain name.
+    pub expected_chain: &'static str,
+    /// Expected genesis.
+    pub expected_genesis: BlockHash,
+}
+
+/// Checks that `info` (from the node) matches `network`.
+pub fn check_chain(network: AnchorNetwork, info: &ChainInfo) -> Result<(), WrongChain> {
+    if info.chain == network.node_chain_name() && info.genesis == network.genesis_hash() {
+        return Ok(());
+    }
+    Err(WrongChain {
+        network,
+        chain: info.chain.clone(),
+        genesis: info.genesis,
+        expected_chain: network.node_chain_name(),
+        expected_genesis: network.genesis_hash(),
+    })
+}
+
+/// The anchoring loop's state. Call [`Anchorer::step`] repeatedly.
+pub struct Anchorer<N> {
+    store: Store,
+    node: N,
+    config: AnchorConfig,
+    clock: Arc<dyn Clock>,
+    last_tip: Option<BlockHash>,
+}
+
+impl<N> std::fmt::Debug for Anchorer<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Anchorer")
+            .field("config", &self.config)
+            .field("last_tip", &self.last_tip)
+            .finish()
+    }
+}
+
+impl<N: BitcoinNode> Anchorer<N> {
+    /// An anchoring loop over `store` and `node`.
+    pub fn new(store: Store, node: N, config: AnchorConfig, clock: Arc<dyn Clock>) -> Self {
+        Anchorer {
+            store,
+            node,
+            config,
+            clock,
+            last_tip: None,
+        }
+    }
+
+    /// The node.
+    pub fn node(&self) -> &N {
+        &self.node
+    }
+
+    /// One pass: seal what is due (store only, so it works while the node is
+    /// down), reconcile recent anchors with the node, then anchor the next
+    /// sealed batch if the policy allows.
+    pub fn step(&mut self) -> Result<(), AnchorError> {
+        self.seal_if_due()?;
+        let tip = self.node.best_block_hash()?;
+        let new_block = self.last_tip != Some(tip);
+        for record in self.store.recent_anchors(self.config.watch)? {
+            self.reconcile(record, new_block)?;
+        }
+        self.anchor_next()?;
+        self.last_tip = Some(tip);
+        Ok(())
+    }
+
+    fn seal_if_due(&self) -> Result<(), StoreError> {
+        let max = self.config.max_records_per_batch;
+        loop {
+            let pending = self.store.pending_count()?;
+            let idle =
+                self.store.next_unanchored_batch()?.is_none() && self.unconfirmed_count()? == 0;
+            if pending == 0 || (pending < max && !idle) {
+                return Ok(());
+            }
+            self.store.seal_batch(max)?;
+        }
+    }
+
+    fn unconfirmed_count(&self) -> Result<usize, StoreError> {
+        Ok(self
+            .store
+            .recent_anchors(self.config.watch)?
+            .iter()
+            .filter(|a| a.is_unconfirmed())
+            .count())
+    }
+
+    fn payload(&self, batch: &BatchInfo) -> Payload {
+        Payload {
+            tag: self.config.tag,
+            batch: batch.seq,
+            root: batch.root,
+        }
+    }
+
+    fn anchor_next(&self) -> Result<(), AnchorError> {
+        if self.unconfirmed_count()? >= self.config.max_unconfirmed {
+            return Ok(());
+        }
+        let Some(batch) = self.store.next_unanchored_batch()? else {
+            return Ok(());
+        };
+        let estimate = self.node.estimate_fee_rate(self.config.fees.conf_target)?;
+        let rate = self.config.fees.initial(estimate);
+        let funded = self
+            .node
+            .fund_and_sign(&self.payload(&batch).script_pubkey(), rate, None)?;
+        let mut record = AnchorRecord {
+            batch: batch.seq,
+            status: AnchorStatus::Built,
+            inputs: funded.tx.input.iter().map(|i| i.previous_output).collect(),
+            txs: vec![self.anchor_tx(&funded.tx, funded.fee_sat, rate)],
+            mined: None,
+            at_fee_cap: false,
+            updated_unix_ms: self.clock.now_unix_ms(),
+        };
+        self.store.put_anchor(&record)?;
+        info!(batch = %batch.seq, txid = %funded.tx.compute_txid(), fee_rate = rate, records = batch.size, "anchor built");
+        self.broadcast_current(&mut record)
+    }
+
+    fn anchor_tx(&self, tx: &Transaction, fee_sat: u64, rate: u64) -> AnchorTx {
+        AnchorTx {
+            txid: tx.compute_txid(),
+            raw: HexBytes(serialize(tx)),
+            fee_rate_sat_vb: rate,
+            fee_sat,
+            vsize: tx.vsize() as u64,
+            built_unix_ms: self.clock.now_unix_ms(),
+        }
+    }
+
+    /// Broadcasts the newest transaction; on success the anchor is `Broadcast`.
+    fn broadcast_current(&self, record: &mut AnchorRecord) -> Result<(), AnchorError> {
+        let Some(current) = record.current() else {
+            return Ok(());
+        };
+        let tx: Transaction = bitcoin::consensus::deserialize(&current.raw.0)
+            .map_err(|e| StoreError::Corrupt(format!("anchor of batch {}: {e}", record.batch)))?;
+        match self.node.broadcast(&tx) {
+            Ok(txid) => {
+                info!(batch = %record.batch, %txid, "anchor broadcast");
+                record.status = AnchorStatus::Broadcast;
+            }
+            Err(NodeError::Permanent(reason)) if record.txs.len() > 1 => {
+                // A refused replacement never reached the network: forget it
+                // and keep the one before it.
+                warn!(batch = %record.batch, txid = %current.txid, %reason, "replacement refused");
+                record.txs.pop();
+                record.status = AnchorStatus::Broadcast;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        record.updated_unix_ms = self.clock.now_unix_ms();
+        self.store.put_anchor(record)?;
+        Ok(())
+    }
+
+    fn reconcile(&self, mut record: AnchorRecord, new_block: bool) -> Result<(), AnchorError> {
+        if record.status == AnchorStatus::Built {
+            return self.broadcast_current(&mut record);
+        }
+        if !new_block {
+            return Ok(());
+        }
+        match self.find_in_chain(&record)? {
+            Some((txid, hash, height, confirmations)) => {
+                self.update_mined(record, txid, hash, height, confirmations)
+            }
+            None => self.update_unmined(record),
+        }
+    }
+
+    /// The transaction of `record` that is in a best-chain block, if any.
+    fn find_in_chain(
+        &self,
+        record: &AnchorRecord,
+    ) -> Result<Option<(bitcoin::Txid, BlockHash, u32, u32)>, AnchorError> {
+        for tx in record.txs.iter().rev() {
+            if let TxStatus::InBlock(hash) = self.node.tx_status(&tx.txid)? {
+                // gettxoutproof and friends still answer for stale blocks:
+                // only a block with confirmations ≥ 1 is in the best chain.
+                if let Some(status) = self.node.block_status(&hash)? {
+                    if let Ok(conf @ 1..) = u32::try_from(status.confirmations) {
+                        return Ok(Some((tx.txid, hash, status.height, conf)));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn update_mined(
+        &self,
+        mut record: AnchorRecord,
+        txid: bitcoin::Txid,
+        hash: BlockHash,
+        height: u32,
+        confirmations: u32,
+    ) -> Result<(), AnchorError> {
+        let status = if confirmations >= self.config.confirmations {
+            AnchorStatus::Confirmed
+        } else {
+            AnchorStatus::Mined
+        };
+        let same_block = record.mined.as_ref().is_some_and(|m| m.block_hash == hash);
+        if same_block
+            && record.status == status
+            && record.mined.as_ref().map(|m| m.confirmations) == Some(confirmations)
+        {
+            return Ok(());
+        }
+        if !same_block {
+            let block = self.node.block(&hash)?;
+            let evidence = AnchorEvidence::from_block(
+                self.config.network,
+                self.config.tag,
+                txid,
+                &block,
+                height,
+                &[],
+            )
+            .ok_or_else(|| {
+                NodeError::Permanent(format!("block {hash} does not hold anchor {txid}"))
+            })?;
+            info!(batch = %record.batch, %txid, block = %hash, height, "anchor mined");
+            record.mined = Some(MinedIn {
+                txid,
+                block_hash: hash,
+                height,
+                confirmations,
+                evidence,
+            });
+        }
+        if let Some(m) = record.mined.as_mut() {
+            m.confirmations = confirmations;
+        }
+        if status == AnchorStatus::Confirmed && record.status != AnchorStatus::Confirmed {
+            info!(batch = %record.batch, %txid, confirmations, "anchor confirmed");
+        }
+        record.status = status;
+        record.at_fee_cap = false;
+        record.updated_unix_ms = self.clock.now_unix_ms();
+        self.store.put_anchor(&record)?;
+        Ok(())
+    }
+
+    fn update_unmined(&self, mut record: AnchorRecord) -> Result<(), AnchorError> {
+        if let Some(m) = record.mined.take() {
+            warn!(batch = %record.batch, block = %m.block_hash, "anchor block left the best chain; depth is 0 again");
+            record.status = AnchorStatus::Broadcast;
+            record.updated_unix_ms = self.clock.now_unix_ms();
+            self.store.put_anchor(&record)?;
+        }
+        let Some(current) = record.current().cloned() else {
+            return Ok(());
+        };
+        match self.node.tx_status(&current.txid)? {
+            TxStatus::InMempool => self.bump(record, &current),
+            TxStatus::Unknown | TxStatus::InBlock(_) => {
+                warn!(batch = %record.batch, txid = %current.txid, "anchor not in the mempool; re-broadcasting");
+                self.broadcast_current(&mut record)
+            }
+            TxStatus::Conflicted => {
+                error!(batch = %record.batch, txid = %current.txid, "anchor inputs were spent elsewhere; needs operator attention");
+                Ok(())
+            }
+        }
+    }
+
+    /// A block passed the anchor by: replace it with a higher fee, same inputs.
+    fn bump(&self, mut record: AnchorRecord, current: &AnchorTx) -> Result<(), AnchorError> {
+        let estimate = self.node.estimate_fee_rate(self.config.fees.conf_target)?;
+        let Some(rate) = self.config.fees.bump(current.fee_rate_sat_vb, estimate) else {
+            if !record.at_fee_cap {
+                warn!(batch = %record.batch, txid = %current.txid, cap = self.config.fees.cap, "anchor unconfirmed at the fee cap");
+                record.at_fee_cap = true;
+                self.store.put_anchor(&record)?;
+            }
+            return Ok(());
+        };
+        let batch = self.store.batch(record.batch)?.ok_or_else(|| {
+            StoreError::Corrupt(format!("anchored batch {} missing", record.batch))
+        })?;
+        let funded = self.node.fund_and_sign(
+            &self.payload(&batch).script_pubkey(),
+            rate,
+            Some(&record.inputs),
+        )?;
+        info!(batch = %record.batch, replaces = %current.txid, txid = %funded.tx.compute_txid(), fee_rate = rate, "replacing anchor");
+        record
+            .txs
+            .push(self.anchor_tx(&funded.tx, funded.fee_sat, rate));
+        record.status = AnchorStatus::Built;
+        record.updated_unix_ms = self.clock.now_unix_ms();
+        self.store.put_anchor(&record)?;
+        self.broadcast_current(&mut record)
+    }
+}
+
+/// Adds the best-chain headers after the anchor block to `proof`, so it
+/// shows its depth by itself. A proof whose block left the best chain is
+/// returned without its anchor: it is never served from a stale block.
+pub fn complete_proof<N: BitcoinNode>(
+    node: &N,
+    mut proof: Proof,
+    max_headers: u32,
+) -> Result<Proof, NodeError> {
+    let Some(anchor) = proof.anchor.as_mut() else {
+        return Ok(proof);
+    };
+    let in_best = node
+        .block_status(&anchor.block.hash)?
+        .is_some_and(|s| s.confirmations >= 1);
+    if !in_best {
+        proof.anchor = None;
+        return Ok(proof);
+    }
+    anchor.headers_after.clear();
+    for height in anchor.block.height + 1..=anchor.block.height.saturating_add(max_headers) {
+        let Some(hash) = node.block_hash_at(height)? else {
+            break;
+        };
+        let header = node.header(&hash)?;
+        anchor.headers_after.push(HeaderEvidence {
+            hash,
+            header: HexBytes(serialize(&header)),
+        });
+    }
+    Ok(proof)
+}
