@@ -114,3 +114,41 @@ pub trait BitcoinNode: Send + Sync {
     /// Where the wallet transaction `txid` stands.
     fn tx_status(&self, txid: &Txid) -> Result<TxStatus, NodeError>;
 }
+
+impl<T: BitcoinNode + ?Sized> BitcoinNode for std::sync::Arc<T> {
+    fn chain_info(&self) -> Result<ChainInfo, NodeError> {
+        (**self).chain_info()
+    }
+    fn best_block_hash(&self) -> Result<BlockHash, NodeError> {
+        (**self).best_block_hash()
+    }
+    fn block_status(&self, hash: &BlockHash) -> Result<Option<BlockStatus>, NodeError> {
+        (**self).block_status(hash)
+    }
+    fn block(&self, hash: &BlockHash) -> Result<Block, NodeError> {
+        (**self).block(hash)
+    }
+    fn header(&self, hash: &BlockHash) -> Result<Header, NodeError> {
+        (**self).header(hash)
+    }
+    fn block_hash_at(&self, height: u32) -> Result<Option<BlockHash>, NodeError> {
+        (**self).block_hash_at(height)
+    }
+    fn estimate_fee_rate(&self, blocks: u16) -> Result<Option<u64>, NodeError> {
+        (**self).estimate_fee_rate(blocks)
+    }
+    fn fund_and_sign(
+        &self,
+        script: &bitcoin::Script,
+        fee_rate: u64,
+        inputs: Option<&[OutPoint]>,
+    ) -> Result<Funded, NodeError> {
+        (**self).fund_and_sign(script, fee_rate, inputs)
+    }
+    fn broadcast(&self, tx: &Transaction) -> Result<Txid, NodeError> {
+        (**self).broadcast(tx)
+    }
+    fn tx_status(&self, txid: &Txid) -> Result<TxStatus, NodeError> {
+        (**self).tx_status(txid)
+    }
+}

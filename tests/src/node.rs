@@ -142,6 +142,16 @@ impl RegtestNode {
         format!("http://127.0.0.1:{}", self.rpc_port)
     }
 
+    /// The RPC user name and password.
+    pub fn credentials(&self) -> (String, String) {
+        (RPC_USER.to_owned(), RPC_PASS.to_owned())
+    }
+
+    /// The scriptPubKey (hex) mined blocks pay to.
+    pub fn mining_spk(&self) -> &str {
+        &self.mining_spk
+    }
+
     /// The data directory.
     pub fn datadir(&self) -> &Path {
         self.dir.path()
