@@ -108,6 +108,20 @@ pub struct Anchorer<N> {
     config: AnchorConfig,
     clock: Arc<dyn Clock>,
     last_tip: Option<BlockHash>,
+    failing: bool,
+}
+
+/// What [`Anchorer::step_logged`] saw, so that a loop logs an outage once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// The step succeeded, as did the one before.
+    Ok,
+    /// The step succeeded after failures (logged).
+    Recovered,
+    /// The step failed after a success (logged).
+    FirstFailure,
+    /// The step failed again (not logged).
+    StillFailing,
 }
 
 impl<N> std::fmt::Debug for Anchorer<N> {
@@ -128,6 +142,7 @@ impl<N: BitcoinNode> Anchorer<N> {
             config,
             clock,
             last_tip: None,
+            failing: false,
         }
     }
 
@@ -149,6 +164,25 @@ impl<N: BitcoinNode> Anchorer<N> {
         self.anchor_next()?;
         self.last_tip = Some(tip);
         Ok(())
+    }
+
+    /// [`Anchorer::step`], logging a failure once per outage (not per poll)
+    /// and the recovery when it ends.
+    pub fn step_logged(&mut self) -> StepOutcome {
+        match (self.step(), self.failing) {
+            (Ok(()), false) => StepOutcome::Ok,
+            (Ok(()), true) => {
+                self.failing = false;
+                info!("anchoring step succeeded again; anchoring resumes");
+                StepOutcome::Recovered
+            }
+            (Err(e), false) => {
+                self.failing = true;
+                error!(error = %e, "anchoring step failed; retrying every poll, logged again only once it recovers");
+                StepOutcome::FirstFailure
+            }
+            (Err(_), true) => StepOutcome::StillFailing,
+        }
     }
 
     fn seal_if_due(&self) -> Result<(), StoreError> {

@@ -10,7 +10,9 @@ pub mod fees;
 pub mod node;
 pub mod rpc;
 
-pub use anchor::{complete_proof, AnchorConfig, AnchorError, Anchorer};
+pub use anchor::{
+    check_chain, complete_proof, AnchorConfig, AnchorError, Anchorer, StepOutcome, WrongChain,
+};
 pub use fees::FeePolicy;
 pub use node::{BitcoinNode, NodeError};
 pub use rpc::{CoreRpcNode, RpcAuth, RpcConfig};

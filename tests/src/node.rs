@@ -215,6 +215,14 @@ impl RegtestNode {
         Ok(tx)
     }
 
+    /// Starts the node again on the same data dir and ports, with its wallet.
+    pub fn start_again(&mut self) -> Result<()> {
+        self.spawn()?;
+        // The wallet may already be loaded by -wallet settings; either is fine.
+        let _ = self.call("loadwallet", &[json!("btcts")]);
+        Ok(())
+    }
+
     /// Stops the node and waits for it to exit.
     pub fn stop(&mut self) -> Result<()> {
         if let Some(mut child) = self.child.take() {

@@ -450,3 +450,93 @@ impl RegtestNode {
         Ok(serde_json::from_value(v["hash"].clone())?)
     }
 }
+
+/// Scenario 5: the node is unreachable for `outage` polls `pause` apart
+/// (`set_down(true/false)` stops and restarts it). Records keep being
+/// accepted and sealed, the failure is reported once, anchoring resumes.
+pub fn outage<C: TestChain>(
+    chain: &mut C,
+    set_down: impl Fn(&mut C, bool) -> Result<()>,
+    polls: u32,
+    pause: std::time::Duration,
+) -> Result<()> {
+    use btc_submitter::StepOutcome;
+    let dir = tempfile::tempdir()?;
+    let (store, _) = store_with_records(dir.path(), 10)?;
+    let mut a = anchorer(&*chain, &store, config(chain.network()))?;
+    set_down(chain, true)?;
+    let mut outcomes = Vec::new();
+    for i in 0..polls {
+        let r = Record::Digest {
+            digest: RawDigest([i as u8; 32]),
+        };
+        store.submit(&[(leaf_hash(&r), r)])?;
+        outcomes.push(a.step_logged());
+        std::thread::sleep(pause);
+    }
+    ensure!(
+        outcomes[0] == StepOutcome::FirstFailure,
+        "first outcome {:?}",
+        outcomes[0]
+    );
+    ensure!(
+        outcomes[1..]
+            .iter()
+            .all(|o| *o == StepOutcome::StillFailing),
+        "logged once per outage: {outcomes:?}"
+    );
+    ensure!(
+        store.record_count()? == 10 + u64::from(polls),
+        "records accepted during the outage"
+    );
+    ensure!(
+        store.batch(BatchSeq(0))?.is_some(),
+        "a batch was sealed during the outage"
+    );
+    ensure!(
+        store.anchor(BatchSeq(0))?.is_none(),
+        "nothing could be anchored"
+    );
+    set_down(chain, false)?;
+    ensure!(a.step_logged() == StepOutcome::Recovered);
+    let record = store
+        .anchor(BatchSeq(0))?
+        .context("anchored after the outage")?;
+    ensure!(record.status == AnchorStatus::Broadcast);
+    chain.mine(1)?;
+    ensure!(a.step_logged() == StepOutcome::Ok);
+    ensure!(store.anchor(BatchSeq(0))?.map(|r| r.status) == Some(AnchorStatus::Mined));
+    // The records that arrived meanwhile go into the next batch.
+    a.step()?;
+    ensure!(store.anchor(BatchSeq(1))?.is_some() && store.pending_count()? == 0);
+    Ok(())
+}
+
+/// Scenario 7: a steady stream of records over 10 blocks. Returns the number
+/// of anchor transactions and the largest anchor vsize.
+pub fn steady_stream<C: TestChain>(chain: &C) -> Result<(usize, u64)> {
+    let dir = tempfile::tempdir()?;
+    let (store, _) = store_with_records(dir.path(), 5)?;
+    let mut a = anchorer(chain, &store, config(chain.network()))?;
+    for block in 0..10u8 {
+        for poll in 0..5u8 {
+            let r = Record::Digest {
+                digest: RawDigest([
+                    block, poll, 0xee, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                    0, 0, 0, 0, 0, 0, 0, 0, 1,
+                ]),
+            };
+            store.submit(&[(leaf_hash(&r), r)])?;
+            a.step()?;
+        }
+        chain.mine(1)?;
+    }
+    a.step()?;
+    let anchors = store.recent_anchors(100)?;
+    let vsize = anchors
+        .iter()
+        .flat_map(|r| r.txs.iter().map(|t| t.vsize))
+        .max()
+        .unwrap_or(0);
+    Ok((anchors.len(), vsize))
+}

@@ -42,3 +42,65 @@ fn litecoind_reorg() -> anyhow::Result<()> {
 fn litecoind_crash_after_broadcast() -> anyhow::Result<()> {
     scenarios::crash_after_broadcast(&RegtestNode::start()?)
 }
+
+#[test]
+fn fake_outage() -> anyhow::Result<()> {
+    let mut chain = FakeChain::default();
+    scenarios::outage(
+        &mut chain,
+        |c, down| Ok(c.0.set_down(down)),
+        30,
+        std::time::Duration::ZERO,
+    )
+}
+
+/// The node stopped for 30 s (30 polls a second apart), then started again.
+#[test]
+fn litecoind_outage_of_30_seconds() -> anyhow::Result<()> {
+    let mut node = RegtestNode::start()?;
+    let set_down = |n: &mut RegtestNode, down: bool| if down { n.stop() } else { n.start_again() };
+    scenarios::outage(&mut node, set_down, 30, std::time::Duration::from_secs(1))
+}
+
+#[test]
+fn litecoind_wrong_chain_is_refused_at_start_up() -> anyhow::Result<()> {
+    use aggregator::AnchorNetwork;
+    use btc_submitter::node::BitcoinNode;
+    use btcts_tests::scenarios::TestChain;
+    let node = RegtestNode::start()?;
+    let info = node.node()?.chain_info()?;
+    btc_submitter::check_chain(AnchorNetwork::LitecoinRegtest, &info)?;
+    let err = btc_submitter::check_chain(AnchorNetwork::Regtest, &info)
+        .expect_err("bitcoin regtest genesis differs");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("configured for regtest") && msg.contains(&info.genesis.to_string()),
+        "{msg}"
+    );
+    let err = btc_submitter::check_chain(AnchorNetwork::Bitcoin, &info).expect_err("not mainnet");
+    assert!(err.to_string().contains("\"main\""), "{err}");
+    Ok(())
+}
+
+/// Scenario 7 on the real node; the figures go to docs/BENCHMARKS.md.
+#[test]
+fn litecoind_cost_of_a_steady_stream() -> anyhow::Result<()> {
+    let (anchors, vsize) = scenarios::steady_stream(&RegtestNode::start()?)?;
+    eprintln!(
+        "steady stream over 10 blocks: {anchors} anchor transactions, largest vsize {vsize} vB"
+    );
+    assert!(anchors <= 10, "{anchors} anchors in 10 blocks");
+    assert!(
+        anchors >= 9,
+        "only {anchors} anchors: records were left waiting"
+    );
+    assert!(vsize <= 170, "anchor vsize {vsize}");
+    Ok(())
+}
+
+#[test]
+fn fake_steady_stream() -> anyhow::Result<()> {
+    let (anchors, _) = scenarios::steady_stream(&FakeChain::default())?;
+    assert!((9..=10).contains(&anchors), "{anchors}");
+    Ok(())
+}
