@@ -48,7 +48,10 @@ fn fake_outage() -> anyhow::Result<()> {
     let mut chain = FakeChain::default();
     scenarios::outage(
         &mut chain,
-        |c, down| Ok(c.0.set_down(down)),
+        |c, down| {
+            c.0.set_down(down);
+            Ok(())
+        },
         30,
         std::time::Duration::ZERO,
     )
@@ -86,6 +89,7 @@ fn litecoind_wrong_chain_is_refused_at_start_up() -> anyhow::Result<()> {
 #[test]
 fn litecoind_cost_of_a_steady_stream() -> anyhow::Result<()> {
     let (anchors, vsize) = scenarios::steady_stream(&RegtestNode::start()?)?;
+    #[allow(clippy::print_stderr)] // the measurement, for docs/BENCHMARKS.md
     eprintln!(
         "steady stream over 10 blocks: {anchors} anchor transactions, largest vsize {vsize} vB"
     );
