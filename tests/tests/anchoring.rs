@@ -87,9 +87,9 @@ fn litecoind_wrong_chain_is_refused_at_start_up() -> anyhow::Result<()> {
 
 /// Scenario 7 on the real node; the figures go to docs/BENCHMARKS.md.
 #[test]
+#[allow(clippy::print_stderr)] // prints the measurement
 fn litecoind_cost_of_a_steady_stream() -> anyhow::Result<()> {
     let (anchors, vsize) = scenarios::steady_stream(&RegtestNode::start()?)?;
-    #[allow(clippy::print_stderr)] // the measurement, for docs/BENCHMARKS.md
     eprintln!(
         "steady stream over 10 blocks: {anchors} anchor transactions, largest vsize {vsize} vB"
     );
