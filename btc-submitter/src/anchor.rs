@@ -10,6 +10,7 @@
 //! so at most one of them can ever confirm.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aggregator::anchor::{AnchorRecord, AnchorStatus, AnchorTx, MinedIn};
 use aggregator::clock::Clock;
@@ -420,6 +421,48 @@ impl<N: BitcoinNode> Anchorer<N> {
     }
 }
 
+/// The longest wait between two steps while the node keeps failing.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+impl<N: BitcoinNode + 'static> Anchorer<N> {
+    /// Steps every `poll` until `shutdown` changes, off the async threads
+    /// (the node client blocks). After a failure the wait doubles up to
+    /// [`MAX_BACKOFF`]; the first success brings it back to `poll`. Returns
+    /// the loop's state, or `None` if a step panicked.
+    pub async fn run(
+        mut self,
+        poll: Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<Self> {
+        let mut delay = poll;
+        loop {
+            let joined = tokio::task::spawn_blocking(move || {
+                let outcome = self.step_logged();
+                (self, outcome)
+            })
+            .await;
+            let outcome;
+            (self, outcome) = match joined {
+                Ok(done) => done,
+                Err(e) => {
+                    error!(error = %e, "anchoring step panicked; the anchoring loop stops");
+                    return None;
+                }
+            };
+            delay = match outcome {
+                StepOutcome::Ok | StepOutcome::Recovered => poll,
+                StepOutcome::FirstFailure | StepOutcome::StillFailing => {
+                    (delay * 2).min(MAX_BACKOFF)
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = shutdown.changed() => return Some(self),
+            }
+        }
+    }
+}
+
 /// Adds the best-chain headers after the anchor block to `proof`, so it
 /// shows its depth by itself. A proof whose block left the best chain is
 /// returned without its anchor: it is never served from a stale block.
@@ -450,4 +493,189 @@ pub fn complete_proof<N: BitcoinNode>(
         });
     }
     Ok(proof)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::FakeNode;
+    use aggregator::clock::FixedClock;
+    use aggregator::types::RawDigest;
+    use aggregator::{BatchSeq, Record};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// Counts how often the loop polls the tip.
+    struct Counting(Arc<FakeNode>, Arc<AtomicU32>);
+
+    impl BitcoinNode for Counting {
+        fn chain_info(&self) -> Result<ChainInfo, NodeError> {
+            self.0.chain_info()
+        }
+        fn best_block_hash(&self) -> Result<BlockHash, NodeError> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            self.0.best_block_hash()
+        }
+        fn block_status(
+            &self,
+            h: &BlockHash,
+        ) -> Result<Option<crate::node::BlockStatus>, NodeError> {
+            self.0.block_status(h)
+        }
+        fn block(&self, h: &BlockHash) -> Result<bitcoin::Block, NodeError> {
+            self.0.block(h)
+        }
+        fn header(&self, h: &BlockHash) -> Result<bitcoin::block::Header, NodeError> {
+            self.0.header(h)
+        }
+        fn block_hash_at(&self, height: u32) -> Result<Option<BlockHash>, NodeError> {
+            self.0.block_hash_at(height)
+        }
+        fn estimate_fee_rate(&self, blocks: u16) -> Result<Option<u64>, NodeError> {
+            self.0.estimate_fee_rate(blocks)
+        }
+        fn fund_and_sign(
+            &self,
+            s: &bitcoin::Script,
+            r: u64,
+            i: Option<&[bitcoin::OutPoint]>,
+        ) -> Result<crate::node::Funded, NodeError> {
+            self.0.fund_and_sign(s, r, i)
+        }
+        fn broadcast(&self, tx: &Transaction) -> Result<bitcoin::Txid, NodeError> {
+            self.0.broadcast(tx)
+        }
+        fn tx_status(&self, txid: &bitcoin::Txid) -> Result<TxStatus, NodeError> {
+            self.0.tx_status(txid)
+        }
+    }
+
+    fn store(dir: &tempfile::TempDir) -> Store {
+        let store =
+            Store::open(dir.path().join("s.redb"), Arc::new(FixedClock::new(0))).expect("store");
+        let r = Record::Digest {
+            digest: RawDigest([1; 32]),
+        };
+        store
+            .submit(&[(aggregator::leaf::leaf_hash(&r), r)])
+            .expect("stored");
+        store
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_loop_backs_off_while_the_node_is_down_and_stops_on_shutdown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store(&dir);
+        let fake = Arc::new(FakeNode::new());
+        let polls = Arc::new(AtomicU32::new(0));
+        let node = Counting(fake.clone(), polls.clone());
+        let a = Anchorer::new(
+            store.clone(),
+            node,
+            AnchorConfig::new(AnchorNetwork::Regtest),
+            Arc::new(FixedClock::new(0)),
+        );
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        fake.set_down(true);
+        let handle = tokio::spawn(a.run(Duration::from_secs(1), rx));
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        let while_down = polls.load(Ordering::SeqCst);
+        // 2, 4, 8, 16, 30, 30, 30 s apart: 7 or 8 polls in 120 s, not 120.
+        assert!(
+            (5..=9).contains(&while_down),
+            "{while_down} polls in 120 s while down"
+        );
+        assert!(
+            store.batch(BatchSeq(0)).expect("query").is_some(),
+            "sealed while the node was down"
+        );
+        fake.set_down(false);
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        assert!(
+            store.anchor(BatchSeq(0)).expect("query").is_some(),
+            "anchored once the node is back"
+        );
+        let before = polls.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let after = polls.load(Ordering::SeqCst);
+        assert!(
+            (9..=11).contains(&(after - before)),
+            "back to one poll a second: {}",
+            after - before
+        );
+        tx.send(true).expect("loop listens");
+        assert!(
+            handle.await.expect("joins").is_some(),
+            "returns its state on shutdown"
+        );
+    }
+
+    #[test]
+    fn a_dropped_anchor_is_broadcast_again_on_the_next_block() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store(&dir);
+        let fake = Arc::new(FakeNode::new());
+        let mut a = Anchorer::new(
+            store.clone(),
+            fake.clone(),
+            AnchorConfig::new(AnchorNetwork::Regtest),
+            Arc::new(FixedClock::new(0)),
+        );
+        a.step().expect("anchors");
+        let txid = store
+            .anchor(BatchSeq(0))
+            .expect("query")
+            .expect("anchored")
+            .txs[0]
+            .txid;
+        fake.drop_tx(&txid);
+        fake.mine(1);
+        a.step().expect("reconciles");
+        assert_eq!(
+            fake.mempool()
+                .iter()
+                .map(Transaction::compute_txid)
+                .collect::<Vec<_>>(),
+            vec![txid]
+        );
+        fake.mine(1);
+        a.step().expect("reconciles");
+        let record = store.anchor(BatchSeq(0)).expect("query").expect("anchored");
+        assert_eq!(record.mined.map(|m| m.txid), Some(txid));
+    }
+
+    /// A transient failure at every call of the first steps in turn: the
+    /// batch still ends up with exactly one anchor transaction, mined.
+    #[test]
+    fn transient_failures_at_any_call_leave_no_trace() {
+        for skip in 0..12 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = store(&dir);
+            let fake = Arc::new(FakeNode::new());
+            let config = AnchorConfig::new(AnchorNetwork::Regtest);
+            let mut a = Anchorer::new(
+                store.clone(),
+                fake.clone(),
+                config,
+                Arc::new(FixedClock::new(0)),
+            );
+            fake.fail_after(skip, 1);
+            for _ in 0..3 {
+                match a.step() {
+                    Ok(()) => {}
+                    Err(AnchorError::Node(e)) if e.is_transient() => {}
+                    Err(e) => panic!("call {skip}: {e}"),
+                }
+            }
+            fake.mine(1);
+            let ok = (0..3).any(|_| a.step().is_ok());
+            assert!(ok, "failure at call {skip}: never recovered");
+            let record = store.anchor(BatchSeq(0)).expect("query").expect("anchored");
+            assert_eq!(
+                record.txs.len(),
+                1,
+                "failure at call {skip}: no second anchor"
+            );
+            assert!(record.mined.is_some(), "failure at call {skip}: mined");
+        }
+    }
 }

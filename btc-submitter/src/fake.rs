@@ -35,6 +35,8 @@ struct State {
     wallet: HashMap<Txid, Transaction>,
     fee_estimate: Option<u64>,
     down: bool,
+    /// Calls to let through before failing `fail_next` of them.
+    fail_after: u32,
     fail_next: u32,
 }
 
@@ -77,6 +79,7 @@ impl FakeNode {
             wallet: HashMap::new(),
             fee_estimate: None,
             down: false,
+            fail_after: 0,
             fail_next: 0,
         }))
     }
@@ -92,8 +95,12 @@ impl FakeNode {
             return Err(transient());
         }
         if s.fail_next > 0 {
-            s.fail_next -= 1;
-            return Err(transient());
+            if s.fail_after > 0 {
+                s.fail_after -= 1;
+            } else {
+                s.fail_next -= 1;
+                return Err(transient());
+            }
         }
         Ok(s)
     }
@@ -145,7 +152,14 @@ impl FakeNode {
 
     /// Makes the next `n` calls fail transiently.
     pub fn fail_next(&self, n: u32) {
-        self.state().fail_next = n;
+        self.fail_after(0, n);
+    }
+
+    /// Lets `skip` calls through, then makes `n` calls fail transiently.
+    pub fn fail_after(&self, skip: u32, n: u32) {
+        let mut s = self.state();
+        s.fail_after = skip;
+        s.fail_next = n;
     }
 
     /// Sets the fee estimate (sat/vB); `None` is regtest's "insufficient data".

@@ -46,7 +46,12 @@ impl BitcoinNode for KillAfterBroadcast {
     fn estimate_fee_rate(&self, blocks: u16) -> Result<Option<u64>, NodeError> {
         self.inner.estimate_fee_rate(blocks)
     }
-    fn fund_and_sign(&self, s: &bitcoin::Script, r: u64, i: Option<&[bitcoin::OutPoint]>) -> Result<Funded, NodeError> {
+    fn fund_and_sign(
+        &self,
+        s: &bitcoin::Script,
+        r: u64,
+        i: Option<&[bitcoin::OutPoint]>,
+    ) -> Result<Funded, NodeError> {
         self.inner.fund_and_sign(s, r, i)
     }
     fn broadcast(&self, tx: &Transaction) -> Result<Txid, NodeError> {
@@ -78,8 +83,16 @@ fn child_submitter() {
     };
     let inner = CoreRpcNode::new(&rpc).expect("client");
     let kill_after: u32 = env("BTCTS_CHILD_KILL_AFTER").parse().expect("number");
-    let node = KillAfterBroadcast { inner, left: kill_after.into() };
-    let mut a = Anchorer::new(store, node, config(aggregator::AnchorNetwork::LitecoinRegtest), Arc::new(FixedClock::new(1)));
+    let node = KillAfterBroadcast {
+        inner,
+        left: kill_after.into(),
+    };
+    let mut a = Anchorer::new(
+        store,
+        node,
+        config(aggregator::AnchorNetwork::LitecoinRegtest),
+        Arc::new(FixedClock::new(1)),
+    );
     loop {
         let _ = a.step_logged();
         std::thread::sleep(Duration::from_millis(20));
@@ -89,9 +102,17 @@ fn child_submitter() {
 fn spawn_child(node: &RegtestNode, store: &std::path::Path, kill_after: u32) -> Result<Child> {
     let (user, pass) = node.credentials();
     Ok(Command::new(std::env::current_exe()?)
-        .args(["--ignored", "--exact", "child_submitter", "--test-threads=1"])
+        .args([
+            "--ignored",
+            "--exact",
+            "child_submitter",
+            "--test-threads=1",
+        ])
         .env("BTCTS_CHILD_STORE", store)
-        .env("BTCTS_CHILD_RPC", format!("{}/wallet/btcts", node.rpc_url()))
+        .env(
+            "BTCTS_CHILD_RPC",
+            format!("{}/wallet/btcts", node.rpc_url()),
+        )
         .env("BTCTS_CHILD_USER", user)
         .env("BTCTS_CHILD_PASS", pass)
         .env("BTCTS_CHILD_KILL_AFTER", kill_after.to_string())
@@ -119,7 +140,8 @@ fn anchors_in_chain(node: &RegtestNode) -> Result<std::collections::BTreeMap<u64
     let mut out: std::collections::BTreeMap<u64, Vec<Txid>> = Default::default();
     let tip: u64 = serde_json::from_value(node.call("getblockcount", &[])?)?;
     for height in 1..=tip {
-        let hash = serde_json::from_value(node.call("getblockhash", &[serde_json::json!(height)])?)?;
+        let hash =
+            serde_json::from_value(node.call("getblockhash", &[serde_json::json!(height)])?)?;
         for tx in node.block(&hash)?.txdata {
             for out_ in &tx.output {
                 if let Ok(p) = Payload::from_script(&out_.script_pubkey) {
@@ -143,22 +165,36 @@ fn litecoind_kill_9_never_anchors_a_batch_twice() -> Result<()> {
 
     // 1. Killed right after broadcasting the first anchor, before recording it.
     let mut child = spawn_child(&node, &path, 1)?;
-    ensure!(killed_by_sigkill(&mut child, Duration::from_secs(30))?, "child was not killed after broadcast");
+    ensure!(
+        killed_by_sigkill(&mut child, Duration::from_secs(30))?,
+        "child was not killed after broadcast"
+    );
     ensure!(node.mempool()?.len() == 1, "the anchor reached the mempool");
 
     // 2. A block passes it by; the restarted submitter replaces it and is
     //    killed right after broadcasting the replacement.
     node.mine_without_mempool(1)?;
     let mut child = spawn_child(&node, &path, 1)?;
-    ensure!(killed_by_sigkill(&mut child, Duration::from_secs(30))?, "child was not killed after the replacement");
-    ensure!(node.mempool()?.len() == 1, "the replacement replaced, nothing else appeared");
+    ensure!(
+        killed_by_sigkill(&mut child, Duration::from_secs(30))?,
+        "child was not killed after the replacement"
+    );
+    ensure!(
+        node.mempool()?.len() == 1,
+        "the replacement replaced, nothing else appeared"
+    );
 
     // 3. Killed at arbitrary moments while records arrive and blocks are mined.
     for round in 0..4u8 {
         {
             let store = Store::open(&path, Arc::new(FixedClock::new(2)))?;
             let records: Vec<_> = (0..25u8)
-                .map(|i| Record::Digest { digest: RawDigest([round, i, 0xcc, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29]) })
+                .map(|i| Record::Digest {
+                    digest: RawDigest([
+                        round, i, 0xcc, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
+                        18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29,
+                    ]),
+                })
                 .map(|r| (leaf_hash(&r), r))
                 .collect();
             ids.extend(store.submit(&records)?.into_iter().map(|a| a.id));
@@ -174,10 +210,18 @@ fn litecoind_kill_9_never_anchors_a_batch_twice() -> Result<()> {
 
     // 4. A last restart runs until everything is anchored and mined.
     let store = Store::open(&path, Arc::new(FixedClock::new(3)))?;
-    let mut a = Anchorer::new(store.clone(), node.node()?, config(node.network()), Arc::new(FixedClock::new(3)));
+    let mut a = Anchorer::new(
+        store.clone(),
+        node.node()?,
+        config(node.network()),
+        Arc::new(FixedClock::new(3)),
+    );
     for _ in 0..20 {
         a.step()?;
-        if store.pending_count()? == 0 && store.next_unanchored_batch()?.is_none() && node.mempool()?.is_empty() {
+        if store.pending_count()? == 0
+            && store.next_unanchored_batch()?.is_none()
+            && node.mempool()?.is_empty()
+        {
             break;
         }
         node.mine(1)?;
@@ -186,16 +230,36 @@ fn litecoind_kill_9_never_anchors_a_batch_twice() -> Result<()> {
     let in_chain = anchors_in_chain(&node)?;
     let mut seq = 0;
     while let Some(record) = store.anchor(BatchSeq(seq))? {
-        let mined = record.mined.as_ref().with_context(|| format!("batch {seq} mined"))?;
-        ensure!(in_chain.get(&seq) == Some(&vec![mined.txid]), "batch {seq}: {:?} in the chain", in_chain.get(&seq));
+        let mined = record
+            .mined
+            .as_ref()
+            .with_context(|| format!("batch {seq} mined"))?;
+        ensure!(
+            in_chain.get(&seq) == Some(&vec![mined.txid]),
+            "batch {seq}: {:?} in the chain",
+            in_chain.get(&seq)
+        );
         seq += 1;
     }
-    ensure!(seq as usize == in_chain.len() && seq >= 2, "{seq} batches anchored, {} in the chain", in_chain.len());
+    ensure!(
+        seq as usize == in_chain.len() && seq >= 2,
+        "{seq} batches anchored, {} in the chain",
+        in_chain.len()
+    );
     for id in &ids {
         let stored = store.record(id)?.context("acknowledged record kept")?;
         let (batch, _) = stored.batch.context("sealed")?;
-        let mined = store.anchor(batch)?.and_then(|r| r.mined).context("mined")?;
-        check_proofs(&node, &store, std::slice::from_ref(id), mined.txid, mined.block_hash)?;
+        let mined = store
+            .anchor(batch)?
+            .and_then(|r| r.mined)
+            .context("mined")?;
+        check_proofs(
+            &node,
+            &store,
+            std::slice::from_ref(id),
+            mined.txid,
+            mined.block_hash,
+        )?;
     }
     Ok(())
 }
