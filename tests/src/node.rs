@@ -173,6 +173,45 @@ impl RegtestNode {
         Ok(serde_json::from_value(v)?)
     }
 
+    /// Mines `n` blocks that leave the mempool out (`generateblock` with no
+    /// transactions): blocks that pass an anchor by.
+    pub fn mine_without_mempool(&self, n: u32) -> Result<Vec<BlockHash>> {
+        self.mine_with_txs(n, &[])
+    }
+
+    /// Mines `n` blocks holding exactly `txs` (the first block) from the mempool.
+    pub fn mine_with_txs(&self, n: u32, txs: &[Txid]) -> Result<Vec<BlockHash>> {
+        self.generate_blocks(n, txs, &self.mining_spk)
+    }
+
+    fn generate_blocks(&self, n: u32, txs: &[Txid], spk: &str) -> Result<Vec<BlockHash>> {
+        (0..n)
+            .map(|i| {
+                let txs = if i == 0 { txs } else { &[] };
+                let v = self.call("generateblock", &[json!(format!("raw({spk})")), json!(txs)])?;
+                Ok(serde_json::from_value(v["hash"].clone())?)
+            })
+            .collect()
+    }
+
+    /// Takes `block` and everything after it out of the best chain
+    /// (`invalidateblock`; their transactions return to the mempool) and mines
+    /// `n` mempool-free blocks on its parent.
+    pub fn reorg_from(&self, block: &BlockHash, n: u32) -> Result<Vec<BlockHash>> {
+        self.call("invalidateblock", &[json!(block)])?;
+        // Pay the new branch to OP_TRUE: an empty block paying the wallet in
+        // the same second as the one it replaces would be the same block.
+        self.generate_blocks(n, &[], "51")
+    }
+
+    /// Replaces the `depth` most recent blocks with `depth + 1` mempool-free ones.
+    pub fn reorg(&self, depth: u32) -> Result<Vec<BlockHash>> {
+        let tip: u32 = serde_json::from_value(self.call("getblockcount", &[])?)?;
+        let first: BlockHash =
+            serde_json::from_value(self.call("getblockhash", &[json!(tip + 1 - depth)])?)?;
+        self.reorg_from(&first, depth + 1)
+    }
+
     /// The block with hash `hash`.
     pub fn block(&self, hash: &BlockHash) -> Result<Block> {
         let hex = self.call("getblock", &[json!(hash), json!(0)])?;

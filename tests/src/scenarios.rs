@@ -18,7 +18,6 @@ use btc_submitter::node::{BitcoinNode, Funded, NodeError, TxStatus};
 use btc_submitter::{
     complete_proof, AnchorConfig, Anchorer, CoreRpcNode, FeePolicy, RpcAuth, RpcConfig,
 };
-use serde_json::json;
 
 use crate::node::RegtestNode;
 
@@ -96,20 +95,10 @@ impl TestChain for RegtestNode {
         RegtestNode::mine(self, u64::from(n))
     }
     fn mine_without_mempool(&self, n: u32) -> Result<Vec<BlockHash>> {
-        (0..n)
-            .map(|_| {
-                let v = self.call(
-                    "generateblock",
-                    &[json!(format!("raw({})", self.mining_spk())), json!([])],
-                )?;
-                Ok(serde_json::from_value(v["hash"].clone())?)
-            })
-            .collect()
+        RegtestNode::mine_without_mempool(self, n)
     }
     fn reorg_from(&self, block: BlockHash, n: u32) -> Result<()> {
-        self.call("invalidateblock", &[json!(block)])?;
-        self.mine_without_mempool(n)?;
-        Ok(())
+        RegtestNode::reorg_from(self, &block, n).map(drop)
     }
     fn mempool(&self) -> Result<Vec<Txid>> {
         Ok(serde_json::from_value(self.call("getrawmempool", &[])?)?)
@@ -438,17 +427,6 @@ pub fn crash_after_broadcast<C: TestChain>(chain: &C) -> Result<()> {
     let block = chain.mine(1)?[0];
     restarted.step()?;
     check_proofs(chain, &store, &ids, last, block)
-}
-
-impl RegtestNode {
-    /// Mines a block to the wallet with exactly `txs` from the mempool.
-    pub fn mine_with(&self, txs: &[Txid]) -> Result<BlockHash> {
-        let v = self.call(
-            "generateblock",
-            &[json!(format!("raw({})", self.mining_spk())), json!(txs)],
-        )?;
-        Ok(serde_json::from_value(v["hash"].clone())?)
-    }
 }
 
 /// Scenario 5: the node is unreachable for `outage` polls `pause` apart

@@ -108,3 +108,19 @@ fn fake_steady_stream() -> anyhow::Result<()> {
     assert!((9..=10).contains(&anchors), "{anchors}");
     Ok(())
 }
+
+#[test]
+fn harness_reorg_replaces_the_tip_blocks() -> anyhow::Result<()> {
+    let node = RegtestNode::start()?;
+    let old = node.mine(2)?;
+    let new = node.reorg(2)?;
+    assert_eq!(new.len(), 3);
+    let best: bitcoin::BlockHash = serde_json::from_value(node.call("getbestblockhash", &[])?)?;
+    assert_eq!(Some(&best), new.last());
+    let stale = node.call(
+        "getblockheader",
+        &[serde_json::json!(old[1]), serde_json::json!(true)],
+    )?;
+    assert_eq!(stale["confirmations"], -1);
+    Ok(())
+}
