@@ -41,6 +41,8 @@ pub struct AnchorConfig {
     pub watch: usize,
     /// Fees.
     pub fees: FeePolicy,
+    /// How often the tip is polled (`getbestblockhash` is cheap).
+    pub poll: Duration,
 }
 
 impl AnchorConfig {
@@ -54,8 +56,23 @@ impl AnchorConfig {
             max_unconfirmed: 1,
             watch: 32,
             fees: FeePolicy::default(),
+            poll: Duration::from_secs(1),
         }
     }
+}
+
+/// Why the anchoring loop cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The node is on another chain.
+    #[error(transparent)]
+    WrongChain(#[from] WrongChain),
+    /// The node could not be asked.
+    #[error("cannot reach the node to check its chain: {0}")]
+    Node(#[from] NodeError),
+    /// The fee policy is unusable.
+    #[error("invalid fee policy: {0}")]
+    Fees(#[from] crate::fees::FeePolicyError),
 }
 
 /// A failure of one step.
@@ -145,6 +162,22 @@ impl<N: BitcoinNode> Anchorer<N> {
             last_tip: None,
             failing: false,
         }
+    }
+
+    /// Checks the configuration and that the node is on the configured
+    /// chain (name and genesis), then builds the loop. Refuses to start
+    /// otherwise, with a message that says what to fix.
+    pub fn connect(
+        store: Store,
+        node: N,
+        config: AnchorConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartError> {
+        config.fees.validate()?;
+        let info = node.chain_info()?;
+        check_chain(config.network, &info)?;
+        info!(network = %config.network, tip = %info.tip, height = info.tip_height, "node is on the configured chain");
+        Ok(Anchorer::new(store, node, config, clock))
     }
 
     /// The node.
@@ -425,15 +458,12 @@ impl<N: BitcoinNode> Anchorer<N> {
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 impl<N: BitcoinNode + 'static> Anchorer<N> {
-    /// Steps every `poll` until `shutdown` changes, off the async threads
+    /// Steps every `config.poll` until `shutdown` changes, off the async threads
     /// (the node client blocks). After a failure the wait doubles up to
     /// [`MAX_BACKOFF`]; the first success brings it back to `poll`. Returns
     /// the loop's state, or `None` if a step panicked.
-    pub async fn run(
-        mut self,
-        poll: Duration,
-        mut shutdown: tokio::sync::watch::Receiver<bool>,
-    ) -> Option<Self> {
+    pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) -> Option<Self> {
+        let poll = self.config.poll;
         let mut delay = poll;
         loop {
             let joined = tokio::task::spawn_blocking(move || {
@@ -576,7 +606,7 @@ mod tests {
         );
         let (tx, rx) = tokio::sync::watch::channel(false);
         fake.set_down(true);
-        let handle = tokio::spawn(a.run(Duration::from_secs(1), rx));
+        let handle = tokio::spawn(a.run(rx));
         tokio::time::sleep(Duration::from_secs(120)).await;
         let while_down = polls.load(Ordering::SeqCst);
         // 2, 4, 8, 16, 30, 30, 30 s apart: 7 or 8 polls in 120 s, not 120.

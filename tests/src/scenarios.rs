@@ -296,6 +296,22 @@ pub fn rbf<C: TestChain>(chain: &C) -> Result<()> {
     check_proofs(chain, &store, &ids, last, block)
 }
 
+/// After a step, the stored depth of batch 0 is never more than the node's.
+fn depth_is_honest<C: TestChain>(chain: &C, store: &Store) -> Result<()> {
+    if let Some(m) = store.anchor(BatchSeq(0))?.and_then(|r| r.mined) {
+        let real = chain
+            .node()?
+            .block_status(&m.block_hash)?
+            .map_or(0, |s| s.confirmations);
+        ensure!(
+            i64::from(m.confirmations) <= real,
+            "stored depth {} > real {real}",
+            m.confirmations
+        );
+    }
+    Ok(())
+}
+
 /// Scenario 3: the anchor's block is reorged out after 2 confirmations;
 /// depth drops to 0 at once, the transaction is mined again, the proof is
 /// rebuilt from the new block.
@@ -311,8 +327,21 @@ pub fn reorg<C: TestChain>(chain: &C) -> Result<()> {
         .and_then(|r| r.mined)
         .context("mined")?;
     ensure!(mined.block_hash == first && mined.confirmations == 2);
+    depth_is_honest(chain, &store)?;
     chain.reorg_from(first, 3)?;
+    // Until the next poll the stored depth lags the chain, so proofs are
+    // checked against the best chain when served.
+    let stale = store.proof(&ids[0])?.context("sealed")?;
+    ensure!(
+        stale.anchor.is_some(),
+        "the store has not seen the reorg yet"
+    );
+    ensure!(
+        complete_proof(&chain.node()?, stale, 10)?.anchor.is_none(),
+        "never served from a stale block"
+    );
     a.step()?;
+    depth_is_honest(chain, &store)?;
     let record = store.anchor(BatchSeq(0))?.context("anchored")?;
     ensure!(
         record.mined.is_none() && record.status == AnchorStatus::Broadcast,
@@ -324,6 +353,7 @@ pub fn reorg<C: TestChain>(chain: &C) -> Result<()> {
     );
     let second = chain.mine(1)?[0];
     a.step()?;
+    depth_is_honest(chain, &store)?;
     let record = store.anchor(BatchSeq(0))?.context("anchored")?;
     let mined = record.mined.context("mined again")?;
     ensure!(mined.block_hash == second && mined.confirmations == 1);

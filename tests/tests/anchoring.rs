@@ -67,21 +67,39 @@ fn litecoind_outage_of_30_seconds() -> anyhow::Result<()> {
 
 #[test]
 fn litecoind_wrong_chain_is_refused_at_start_up() -> anyhow::Result<()> {
+    use aggregator::clock::FixedClock;
     use aggregator::AnchorNetwork;
-    use btc_submitter::node::BitcoinNode;
+    use btc_submitter::{AnchorConfig, Anchorer};
     use btcts_tests::scenarios::TestChain;
+    use std::sync::Arc;
     let node = RegtestNode::start()?;
-    let info = node.node()?.chain_info()?;
-    btc_submitter::check_chain(AnchorNetwork::LitecoinRegtest, &info)?;
-    let err = btc_submitter::check_chain(AnchorNetwork::Regtest, &info)
-        .expect_err("bitcoin regtest genesis differs");
-    let msg = err.to_string();
+    let dir = tempfile::tempdir()?;
+    let (store, _) = scenarios::store_with_records(dir.path(), 1)?;
+    let start = |network| {
+        Anchorer::connect(
+            store.clone(),
+            node.node()?,
+            AnchorConfig::new(network),
+            Arc::new(FixedClock::new(0)),
+        )
+        .map_err(anyhow::Error::from)
+    };
+    start(AnchorNetwork::LitecoinRegtest)?;
+    let genesis = AnchorNetwork::LitecoinRegtest.genesis_hash().to_string();
+    let msg = start(AnchorNetwork::Regtest)
+        .expect_err("bitcoin regtest genesis differs")
+        .to_string();
     assert!(
-        msg.contains("configured for regtest") && msg.contains(&info.genesis.to_string()),
+        msg.contains("configured for regtest") && msg.contains(&genesis),
         "{msg}"
     );
-    let err = btc_submitter::check_chain(AnchorNetwork::Bitcoin, &info).expect_err("not mainnet");
-    assert!(err.to_string().contains("\"main\""), "{err}");
+    let msg = start(AnchorNetwork::Bitcoin)
+        .expect_err("not mainnet")
+        .to_string();
+    assert!(
+        msg.contains("\"regtest\"") && msg.contains("configured for bitcoin"),
+        "{msg}"
+    );
     Ok(())
 }
 
