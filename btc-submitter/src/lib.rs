@@ -8,11 +8,13 @@ pub mod anchor;
 pub mod fake;
 pub mod fees;
 pub mod node;
+pub mod proofs;
 pub mod rpc;
 
 pub use anchor::{
-    check_chain, complete_proof, AnchorConfig, AnchorError, Anchorer, StepOutcome, WrongChain,
+    check_chain, AnchorConfig, AnchorError, Anchorer, StartError, StepOutcome, WrongChain,
 };
 pub use fees::FeePolicy;
 pub use node::{BitcoinNode, NodeError};
+pub use proofs::complete_proof;
 pub use rpc::{CoreRpcNode, RpcAuth, RpcConfig};

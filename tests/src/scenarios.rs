@@ -13,8 +13,8 @@ use aggregator::{
 };
 use anyhow::{bail, ensure, Context, Result};
 use bitcoin::{BlockHash, Transaction, Txid};
-use btc_submitter::fake::FakeNode;
-use btc_submitter::node::{BitcoinNode, Funded, NodeError, TxStatus};
+use btc_submitter::fake::{Event, FakeNode, Hooked};
+use btc_submitter::node::{BitcoinNode, NodeError, TxStatus};
 use btc_submitter::{
     complete_proof, AnchorConfig, Anchorer, CoreRpcNode, FeePolicy, RpcAuth, RpcConfig,
 };
@@ -360,51 +360,13 @@ pub fn reorg<C: TestChain>(chain: &C) -> Result<()> {
     check_proofs(chain, &store, &ids, mined.txid, second)
 }
 
-/// A node that "crashes" the caller right after a broadcast reached the
+/// `node`, "crashing" its caller right after each broadcast reached the
 /// network: the broadcast happens, the caller sees an error and stops.
-#[derive(Debug)]
-pub struct CrashAfterBroadcast<N>(pub N);
-
-impl<N: BitcoinNode> BitcoinNode for CrashAfterBroadcast<N> {
-    fn chain_info(&self) -> Result<btc_submitter::node::ChainInfo, NodeError> {
-        self.0.chain_info()
-    }
-    fn best_block_hash(&self) -> Result<BlockHash, NodeError> {
-        self.0.best_block_hash()
-    }
-    fn block_status(
-        &self,
-        h: &BlockHash,
-    ) -> Result<Option<btc_submitter::node::BlockStatus>, NodeError> {
-        self.0.block_status(h)
-    }
-    fn block(&self, h: &BlockHash) -> Result<bitcoin::Block, NodeError> {
-        self.0.block(h)
-    }
-    fn header(&self, h: &BlockHash) -> Result<bitcoin::block::Header, NodeError> {
-        self.0.header(h)
-    }
-    fn block_hash_at(&self, height: u32) -> Result<Option<BlockHash>, NodeError> {
-        self.0.block_hash_at(height)
-    }
-    fn estimate_fee_rate(&self, blocks: u16) -> Result<Option<u64>, NodeError> {
-        self.0.estimate_fee_rate(blocks)
-    }
-    fn fund_and_sign(
-        &self,
-        s: &bitcoin::Script,
-        r: u64,
-        i: Option<&[bitcoin::OutPoint]>,
-    ) -> Result<Funded, NodeError> {
-        self.0.fund_and_sign(s, r, i)
-    }
-    fn broadcast(&self, tx: &Transaction) -> Result<Txid, NodeError> {
-        self.0.broadcast(tx)?;
-        Err(NodeError::Transient("crashed right after broadcast".into()))
-    }
-    fn tx_status(&self, txid: &Txid) -> Result<TxStatus, NodeError> {
-        self.0.tx_status(txid)
-    }
+pub fn crash_after_broadcast_node<N: BitcoinNode>(node: N) -> Hooked<N> {
+    Hooked::new(node, |e| match e {
+        Event::Broadcast(_) => Err(NodeError::Transient("crashed right after broadcast".into())),
+        Event::Call(_) => Ok(()),
+    })
 }
 
 /// Scenario 4 (in process): the submitter dies right after broadcasting the
@@ -416,7 +378,7 @@ pub fn crash_after_broadcast<C: TestChain>(chain: &C) -> Result<()> {
     let cfg = config(chain.network());
     let mut crashing = Anchorer::new(
         store.clone(),
-        CrashAfterBroadcast(chain.node()?),
+        crash_after_broadcast_node(chain.node()?),
         cfg.clone(),
         Arc::new(FixedClock::new(1)),
     );
@@ -439,7 +401,7 @@ pub fn crash_after_broadcast<C: TestChain>(chain: &C) -> Result<()> {
     chain.mine_without_mempool(1)?;
     let mut crashing = Anchorer::new(
         store.clone(),
-        CrashAfterBroadcast(chain.node()?),
+        crash_after_broadcast_node(chain.node()?),
         cfg.clone(),
         Arc::new(FixedClock::new(2)),
     );

@@ -12,60 +12,26 @@ use aggregator::leaf::leaf_hash;
 use aggregator::types::RawDigest;
 use aggregator::{BatchSeq, Payload, Record, Store, Tag};
 use anyhow::{ensure, Context, Result};
-use bitcoin::{Transaction, Txid};
-use btc_submitter::node::{BitcoinNode, BlockStatus, ChainInfo, Funded, NodeError, TxStatus};
+use bitcoin::Txid;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use btc_submitter::fake::{Event, Hooked};
 use btc_submitter::{Anchorer, CoreRpcNode, RpcAuth, RpcConfig};
 use btcts_tests::node::RegtestNode;
 use btcts_tests::scenarios::{check_proofs, config, store_with_records, TestChain};
 
-/// Kills its own process with SIGKILL right after the `n`th broadcast.
-struct KillAfterBroadcast {
-    inner: CoreRpcNode,
-    left: std::sync::atomic::AtomicU32,
-}
-
-impl BitcoinNode for KillAfterBroadcast {
-    fn chain_info(&self) -> Result<ChainInfo, NodeError> {
-        self.inner.chain_info()
-    }
-    fn best_block_hash(&self) -> Result<bitcoin::BlockHash, NodeError> {
-        self.inner.best_block_hash()
-    }
-    fn block_status(&self, h: &bitcoin::BlockHash) -> Result<Option<BlockStatus>, NodeError> {
-        self.inner.block_status(h)
-    }
-    fn block(&self, h: &bitcoin::BlockHash) -> Result<bitcoin::Block, NodeError> {
-        self.inner.block(h)
-    }
-    fn header(&self, h: &bitcoin::BlockHash) -> Result<bitcoin::block::Header, NodeError> {
-        self.inner.header(h)
-    }
-    fn block_hash_at(&self, height: u32) -> Result<Option<bitcoin::BlockHash>, NodeError> {
-        self.inner.block_hash_at(height)
-    }
-    fn estimate_fee_rate(&self, blocks: u16) -> Result<Option<u64>, NodeError> {
-        self.inner.estimate_fee_rate(blocks)
-    }
-    fn fund_and_sign(
-        &self,
-        s: &bitcoin::Script,
-        r: u64,
-        i: Option<&[bitcoin::OutPoint]>,
-    ) -> Result<Funded, NodeError> {
-        self.inner.fund_and_sign(s, r, i)
-    }
-    fn broadcast(&self, tx: &Transaction) -> Result<Txid, NodeError> {
-        let txid = self.inner.broadcast(tx)?;
-        if self.left.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+/// `inner`, killing its own process with SIGKILL right after the
+/// `n`th successful broadcast: before anything more is recorded.
+fn kill_after_broadcast(inner: CoreRpcNode, n: u32) -> Hooked<CoreRpcNode> {
+    let left = AtomicU32::new(n);
+    Hooked::new(inner, move |e| {
+        if matches!(e, Event::Broadcast(_)) && left.fetch_sub(1, Ordering::SeqCst) == 1 {
             let pid = std::process::id().to_string();
             let _ = Command::new("kill").args(["-9", &pid]).status();
             std::thread::sleep(Duration::from_secs(60));
         }
-        Ok(txid)
-    }
-    fn tx_status(&self, txid: &Txid) -> Result<TxStatus, NodeError> {
-        self.inner.tx_status(txid)
-    }
+        Ok(())
+    })
 }
 
 fn env(name: &str) -> String {
@@ -83,10 +49,7 @@ fn child_submitter() {
     };
     let inner = CoreRpcNode::new(&rpc).expect("client");
     let kill_after: u32 = env("BTCTS_CHILD_KILL_AFTER").parse().expect("number");
-    let node = KillAfterBroadcast {
-        inner,
-        left: kill_after.into(),
-    };
+    let node = kill_after_broadcast(inner, kill_after);
     let mut a = Anchorer::new(
         store,
         node,

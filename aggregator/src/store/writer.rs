@@ -1,0 +1,157 @@
+//! The ingest path: one insert per table for a new record, and the id index
+//! (8-byte prefixes, full ids in an overflow table on a clash).
+
+use redb::{ReadTransaction, ReadableTable};
+
+use super::codec::{decode_id, meta_get};
+use super::{Ack, StoreError};
+use crate::leaf;
+use crate::schema::*;
+use crate::types::{LeafHash, Record};
+
+/// The tables a submission writes, open in one write transaction.
+pub(super) struct RecordWriter<'txn> {
+    meta: redb::Table<'txn, &'static str, u64>,
+    records: redb::Table<'txn, u64, &'static [u8]>,
+    ids: redb::Table<'txn, u64, u64>,
+    overflow: redb::Table<'txn, &'static [u8; 32], u64>,
+    heights: redb::Table<'txn, (&'static str, u64), u64>,
+    conflicts: redb::Table<'txn, (&'static str, u64, u64), u64>,
+    next: u64,
+    now: u64,
+    value: Vec<u8>,
+}
+
+impl<'txn> RecordWriter<'txn> {
+    /// Opens the tables a submission writes, in `txn`.
+    pub(super) fn open(txn: &'txn redb::WriteTransaction, now: u64) -> Result<Self, StoreError> {
+        let meta = txn.open_table(META)?;
+        let next = meta_get(&meta, META_NEXT_RECORD)?;
+        Ok(RecordWriter {
+            meta,
+            records: txn.open_table(RECORDS)?,
+            ids: txn.open_table(RECORD_IDS)?,
+            overflow: txn.open_table(RECORD_IDS_OVERFLOW)?,
+            heights: txn.open_table(CHAIN_HEIGHTS)?,
+            conflicts: txn.open_table(CONFLICTS)?,
+            next,
+            now,
+            value: Vec::with_capacity(40 + leaf::MAX_PREIMAGE_LEN),
+        })
+    }
+
+    /// Records the next record sequence number; the caller commits.
+    pub(super) fn finish(mut self) -> Result<(), StoreError> {
+        self.meta.insert(META_NEXT_RECORD, self.next)?;
+        Ok(())
+    }
+
+    /// Stores one record unless it is already there. The common case (a new
+    /// record at a new height) costs one insert per table: inserts return the
+    /// previous value, which is put back in the rare case there was one.
+    pub(super) fn put(&mut self, id: &LeafHash, record: &Record) -> Result<Ack, StoreError> {
+        let seq = self.next;
+        let taken = self.ids.insert(id_prefix(id), seq)?.map(|v| v.value());
+        let existing = match taken {
+            None => None,
+            Some(taken) => {
+                self.ids.insert(id_prefix(id), taken)?;
+                self.resolve_prefix_taken(id, taken, seq)?
+            }
+        };
+        if existing.is_some() {
+            let conflict = match record.chain_height() {
+                Some((chain, height)) => self.has_conflict(chain.as_str(), height)?,
+                None => false,
+            };
+            return Ok(Ack {
+                id: *id,
+                duplicate: true,
+                conflict,
+            });
+        }
+        self.next += 1;
+        self.value.clear();
+        self.value.extend_from_slice(&id.0);
+        self.value.extend_from_slice(&self.now.to_be_bytes());
+        leaf::append_preimage(record, &mut self.value);
+        self.records.insert(seq, self.value.as_slice())?;
+        let mut conflict = false;
+        if let Some((chain, height)) = record.chain_height() {
+            let c = chain.as_str();
+            let first = self.heights.insert((c, height), seq)?.map(|v| v.value());
+            if let Some(first) = first {
+                self.heights.insert((c, height), first)?;
+                self.conflicts.insert((c, height, seq), first)?;
+                conflict = true;
+            }
+        }
+        Ok(Ack {
+            id: *id,
+            duplicate: false,
+            conflict,
+        })
+    }
+
+    /// `id`'s prefix belongs to record `taken`: either that record is `id`
+    /// (a duplicate) or `id` lives in, or now goes to, the overflow table.
+    fn resolve_prefix_taken(
+        &mut self,
+        id: &LeafHash,
+        taken: u64,
+        seq: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        if record_id(&self.records, taken)? == *id {
+            return Ok(Some(taken));
+        }
+        let existing = self.overflow.insert(&id.0, seq)?.map(|v| v.value());
+        if let Some(existing) = existing {
+            self.overflow.insert(&id.0, existing)?;
+        }
+        Ok(existing)
+    }
+
+    fn has_conflict(&self, chain: &str, height: u64) -> Result<bool, StoreError> {
+        Ok(self
+            .conflicts
+            .range((chain, height, 0)..=(chain, height, u64::MAX))?
+            .next()
+            .is_some())
+    }
+}
+
+/// The big-endian first 8 bytes of a record id: its key in [`RECORD_IDS`].
+pub(super) fn id_prefix(id: &LeafHash) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&id.0[..8]);
+    u64::from_be_bytes(b)
+}
+
+/// The id of record `seq`.
+pub(super) fn record_id(
+    records: &impl ReadableTable<u64, &'static [u8]>,
+    seq: u64,
+) -> Result<LeafHash, StoreError> {
+    let v = records
+        .get(seq)?
+        .ok_or_else(|| StoreError::Corrupt(format!("record {seq} is indexed but missing")))?;
+    decode_id(v.value())
+}
+
+/// The sequence number of the record with id `id`, if stored.
+pub(super) fn seq_of(txn: &ReadTransaction, id: &LeafHash) -> Result<Option<u64>, StoreError> {
+    let Some(seq) = txn
+        .open_table(RECORD_IDS)?
+        .get(id_prefix(id))?
+        .map(|v| v.value())
+    else {
+        return Ok(None);
+    };
+    if record_id(&txn.open_table(RECORDS)?, seq)? == *id {
+        return Ok(Some(seq));
+    }
+    Ok(txn
+        .open_table(RECORD_IDS_OVERFLOW)?
+        .get(&id.0)?
+        .map(|v| v.value()))
+}
