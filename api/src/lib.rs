@@ -1,8 +1,11 @@
-//! The `btcts` command line and (in later issues) the HTTP daemon.
-//!
-//! Today it offers `btcts verify`, the offline proof verifier. The binary's
-//! `main` only calls [`run`].
+//! The `btcts` command line and the HTTP daemon. The binary's `main` only
+//! sets up logging and metrics and calls [`run`].
 
+pub mod auth;
+pub mod config;
+pub mod error;
+mod routes;
+pub mod server;
 mod verify_cmd;
 
 use std::ffi::OsString;
@@ -27,6 +30,48 @@ enum Command {
     /// Exit status: 0 verified, 1 not verified (the reason names the step),
     /// 2 the file could not be read.
     Verify(verify_cmd::VerifyArgs),
+    /// Run the daemon: HTTP API, durable store, anchoring loop.
+    ///
+    /// Configuration comes from the file, then BTCTS_* environment
+    /// variables, then these flags. It is checked before anything starts;
+    /// a node on another chain than `network` is refused.
+    Serve(ServeArgs),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// Arguments of `btcts serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The TOML configuration file (`btcts config example` prints one).
+    #[arg(long, short)]
+    config: Option<std::path::PathBuf>,
+    /// Override `listen`.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Override `data_dir`.
+    #[arg(long)]
+    data_dir: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print a new random token and the SHA-256 hash to put in the configuration.
+    New {
+        /// The chain the token will submit for (printed as a config line).
+        #[arg(long)]
+        chain: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print a commented example configuration with every key.
+    Example,
 }
 
 /// Runs the command line `args` (program name first), writing to `out` and `err`.
@@ -49,5 +94,84 @@ where
     };
     match cli.command {
         Command::Verify(args) => verify_cmd::run(&args, out, err),
+        Command::Serve(args) => report(serve(&args), err),
+        Command::Token(TokenCommand::New { chain }) => {
+            report(token_new(chain.as_deref(), out), err)
+        }
+        Command::Config(ConfigCommand::Example) => {
+            report(write!(out, "{}", config::EXAMPLE).map_err(Into::into), err)
+        }
     }
+}
+
+fn report(result: anyhow::Result<()>, err: &mut impl Write) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(err, "btcts: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn token_new(chain: Option<&str>, out: &mut impl Write) -> anyhow::Result<()> {
+    if let Some(c) = chain {
+        aggregator::ChainId::new(c)?;
+    }
+    let (token, hash) = auth::new_token().map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    use bitcoin::hex::DisplayHex;
+    let hash = hash.0.to_lower_hex_string();
+    writeln!(out, "token:  {token}")?;
+    writeln!(out, "sha256: {hash}")?;
+    match chain {
+        Some(c) => writeln!(out, "config: [auth.chains] \"{c}\" = [\"{hash}\"]")?,
+        None => writeln!(out, "config: [auth] admin_token_sha256 = \"{hash}\"")?,
+    }
+    Ok(())
+}
+
+/// Loads and checks the configuration of `btcts serve`.
+pub fn load_settings(args: &ServeArgs) -> anyhow::Result<config::Settings> {
+    let mut cfg = config::Config::load(args.config.as_deref(), std::env::vars())?;
+    if let Some(l) = &args.listen {
+        cfg.listen = l.clone();
+    }
+    if let Some(d) = &args.data_dir {
+        cfg.data_dir = d.clone();
+    }
+    Ok(cfg.validate()?)
+}
+
+fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let settings = load_settings(args)?;
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(server::serve(settings, metrics, shutdown_signal()))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown requested");
 }

@@ -1,0 +1,463 @@
+//! Configuration: one TOML file, then `BTCTS_*` environment variables, then
+//! flags; checked once into typed [`Settings`]. Unknown keys are errors.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aggregator::{AnchorNetwork, ChainId, Tag};
+use btc_submitter::{AnchorConfig, FeePolicy, RpcAuth, RpcConfig};
+use serde::Deserialize;
+
+use crate::auth::{Credentials, TokenHash};
+
+/// The file layout. Every field has a default except the node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: String,
+    /// Directory holding `btcts.redb`.
+    pub data_dir: PathBuf,
+    /// Anchor network: bitcoin, testnet, testnet4, signet, regtest, litecoin, litecoin-regtest.
+    pub network: String,
+    /// Deployment tag in every OP_RETURN, 8 hex characters.
+    pub tag: String,
+    /// Confirmations after which a timestamp counts as confirmed (k).
+    pub confirmations: u32,
+    /// The Bitcoin node.
+    pub node: NodeSection,
+    /// Batching policy.
+    pub batching: BatchingSection,
+    /// Fee policy (sat/vB).
+    pub fees: FeesSection,
+    /// Request limits.
+    pub limits: LimitsSection,
+    /// Credentials (SHA-256 hashes of bearer tokens only).
+    pub auth: AuthSection,
+}
+
+/// `[node]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeSection {
+    /// `http://host:port` of the node's RPC.
+    pub url: String,
+    /// RPC user (with `password`), or use `cookie_file`.
+    pub user: Option<String>,
+    /// RPC password.
+    pub password: Option<String>,
+    /// The node's `.cookie` file.
+    pub cookie_file: Option<PathBuf>,
+    /// The wallet that funds anchors.
+    pub wallet: String,
+    /// How often the tip is polled, in ms.
+    pub poll_ms: u64,
+}
+
+/// `[batching]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchingSection {
+    /// Seal early once this many records are pending.
+    pub max_records_per_batch: u64,
+    /// Anchors allowed to wait for their first confirmation at once.
+    pub max_unconfirmed: usize,
+}
+
+/// `[fees]`, all sat/vB.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeesSection {
+    /// `estimatesmartfee` target in blocks.
+    pub conf_target: u16,
+    /// Rate used when the node has no estimate.
+    pub fallback: u64,
+    /// Lowest rate paid.
+    pub floor: u64,
+    /// Highest rate paid.
+    pub cap: u64,
+    /// A replacement pays at least this percentage of the previous rate.
+    pub bump_percent: u64,
+    /// … and at least this much more.
+    pub min_bump: u64,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+    /// Most records in one submission.
+    pub max_records_per_request: usize,
+    /// Sustained requests per second per credential (or per client address).
+    pub rate_per_second: u32,
+    /// Burst allowance on top of the rate.
+    pub rate_burst: u32,
+    /// Longest time a request may take, ms.
+    pub request_timeout_ms: u64,
+    /// Most requests in flight at once.
+    pub max_concurrent_requests: usize,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// SHA-256 (hex) of the admin token.
+    pub admin_token_sha256: Option<String>,
+    /// SHA-256 (hex) of a token required for reads; reads are public without it.
+    pub read_token_sha256: Option<String>,
+    /// Chain id → SHA-256 (hex) of each token allowed to submit for it.
+    pub chains: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("btcts-data"),
+            network: "regtest".into(),
+            tag: Tag::DEFAULT.to_string(),
+            confirmations: 6,
+            node: NodeSection::default(),
+            batching: BatchingSection::default(),
+            fees: FeesSection::default(),
+            limits: LimitsSection::default(),
+            auth: AuthSection::default(),
+        }
+    }
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        NodeSection {
+            url: "http://127.0.0.1:18443".into(),
+            user: None,
+            password: None,
+            cookie_file: None,
+            wallet: "btcts".into(),
+            poll_ms: 1000,
+        }
+    }
+}
+
+impl Default for BatchingSection {
+    fn default() -> Self {
+        BatchingSection {
+            max_records_per_batch: 100_000,
+            max_unconfirmed: 1,
+        }
+    }
+}
+
+impl Default for FeesSection {
+    fn default() -> Self {
+        let f = FeePolicy::default();
+        FeesSection {
+            conf_target: f.conf_target,
+            fallback: f.fallback,
+            floor: f.floor,
+            cap: f.cap,
+            bump_percent: f.bump_percent,
+            min_bump: f.min_bump,
+        }
+    }
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            max_body_bytes: 1 << 20,
+            max_records_per_request: 1000,
+            rate_per_second: 100,
+            rate_burst: 200,
+            request_timeout_ms: 30_000,
+            max_concurrent_requests: 1024,
+        }
+    }
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file or an override is not valid TOML or has an unknown or mistyped key.
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    /// A key has a value that cannot work.
+    #[error("invalid configuration key `{key}`: {reason}")]
+    Invalid {
+        /// The key, e.g. `limits.max_body_bytes`.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn invalid(key: &str, reason: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.to_string(),
+    }
+}
+
+/// The sections a `BTCTS_<SECTION>_<KEY>` variable may address.
+const SECTIONS: [&str; 5] = ["node", "batching", "fees", "limits", "auth"];
+
+impl Config {
+    /// Reads `path` (if given), then applies `BTCTS_*` variables from `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.into(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Parse(e.to_string()))?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("BTCTS_") else {
+                continue;
+            };
+            let key = rest.to_ascii_lowercase();
+            let value = parse_env_value(&value);
+            match SECTIONS.iter().find(|s| key.starts_with(&format!("{s}_"))) {
+                Some(section) => {
+                    let sub = table
+                        .entry(*section)
+                        .or_insert_with(|| toml::Value::Table(Default::default()));
+                    if let toml::Value::Table(t) = sub {
+                        t.insert(key[section.len() + 1..].to_owned(), value);
+                    }
+                }
+                None => {
+                    table.insert(key, value);
+                }
+            }
+        }
+        Config::deserialize(toml::Value::Table(table))
+            .map_err(|e| ConfigError::Parse(e.to_string()))
+    }
+
+    /// Checks every value once and produces typed settings.
+    pub fn validate(&self) -> Result<Settings, ConfigError> {
+        let listen: SocketAddr = self.listen.parse().map_err(|e| invalid("listen", e))?;
+        let network: AnchorNetwork = self.network.parse().map_err(|e| invalid("network", e))?;
+        let tag: Tag = self.tag.parse().map_err(|e| invalid("tag", e))?;
+        if self.confirmations == 0 {
+            return Err(invalid("confirmations", "must be at least 1"));
+        }
+        let auth = match (&self.node.user, &self.node.password, &self.node.cookie_file) {
+            (Some(u), Some(p), None) => RpcAuth::UserPass(u.clone(), p.clone()),
+            (None, None, Some(c)) => RpcAuth::CookieFile(c.clone()),
+            _ => {
+                return Err(invalid(
+                    "node",
+                    "set either user and password, or cookie_file",
+                ))
+            }
+        };
+        let url = format!(
+            "{}/wallet/{}",
+            self.node.url.trim_end_matches('/'),
+            self.node.wallet
+        );
+        let fees = FeePolicy {
+            conf_target: self.fees.conf_target,
+            fallback: self.fees.fallback,
+            floor: self.fees.floor,
+            cap: self.fees.cap,
+            bump_percent: self.fees.bump_percent,
+            min_bump: self.fees.min_bump,
+        };
+        fees.validate().map_err(|e| invalid("fees", e))?;
+        let l = &self.limits;
+        for (key, v) in [
+            ("limits.max_body_bytes", l.max_body_bytes),
+            ("limits.max_records_per_request", l.max_records_per_request),
+            ("limits.max_concurrent_requests", l.max_concurrent_requests),
+            ("limits.rate_per_second", l.rate_per_second as usize),
+            ("limits.rate_burst", l.rate_burst as usize),
+            (
+                "batching.max_records_per_batch",
+                self.batching.max_records_per_batch as usize,
+            ),
+            ("batching.max_unconfirmed", self.batching.max_unconfirmed),
+            ("node.poll_ms", self.node.poll_ms as usize),
+            ("limits.request_timeout_ms", l.request_timeout_ms as usize),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        let mut anchor = AnchorConfig::new(network);
+        anchor.tag = tag;
+        anchor.confirmations = self.confirmations;
+        anchor.max_records_per_batch = self.batching.max_records_per_batch;
+        anchor.max_unconfirmed = self.batching.max_unconfirmed;
+        anchor.fees = fees;
+        anchor.poll = Duration::from_millis(self.node.poll_ms);
+        Ok(Settings {
+            listen,
+            data_dir: self.data_dir.clone(),
+            rpc: RpcConfig { url, auth },
+            anchor,
+            limits: l.clone(),
+            credentials: self.credentials()?,
+        })
+    }
+
+    fn credentials(&self) -> Result<Credentials, ConfigError> {
+        let hash = |key: &str, hex: &str| hex.parse::<TokenHash>().map_err(|e| invalid(key, e));
+        let mut chains = BTreeMap::new();
+        for (chain, hashes) in &self.auth.chains {
+            let key = format!("auth.chains.{chain}");
+            let id = ChainId::new(chain.as_str()).map_err(|e| invalid(&key, e))?;
+            let hashes = hashes
+                .iter()
+                .map(|h| hash(&key, h))
+                .collect::<Result<Vec<_>, _>>()?;
+            chains.insert(id, hashes);
+        }
+        Ok(Credentials {
+            admin: self
+                .auth
+                .admin_token_sha256
+                .as_deref()
+                .map(|h| hash("auth.admin_token_sha256", h))
+                .transpose()?,
+            read: self
+                .auth
+                .read_token_sha256
+                .as_deref()
+                .map(|h| hash("auth.read_token_sha256", h))
+                .transpose()?,
+            chains,
+        })
+    }
+}
+
+/// An environment value as TOML: integers and booleans typed, the rest text.
+fn parse_env_value(v: &str) -> toml::Value {
+    if let Ok(i) = v.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    match v {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(v.to_owned()),
+    }
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Node RPC (wallet URL).
+    pub rpc: RpcConfig,
+    /// Anchoring policy.
+    pub anchor: AnchorConfig,
+    /// Request limits.
+    pub limits: LimitsSection,
+    /// Credentials.
+    pub credentials: Credentials,
+}
+
+/// `btcts config example`: a commented configuration with every key.
+pub const EXAMPLE: &str = include_str!("../btcts.example.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_example_is_valid_and_complete() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("btcts.toml");
+        std::fs::write(&path, EXAMPLE).expect("write");
+        let config = Config::load(Some(&path), env(&[])).expect("example parses");
+        let settings = config.validate().expect("example validates");
+        assert_eq!(settings.anchor.network, AnchorNetwork::Regtest);
+        assert_eq!(settings.limits.max_records_per_request, 1000);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let cfg = Config::load(
+            None,
+            env(&[
+                ("BTCTS_LISTEN", "127.0.0.1:9999"),
+                ("BTCTS_NODE_USER", "u"),
+                ("BTCTS_NODE_PASSWORD", "p"),
+                ("BTCTS_LIMITS_MAX_BODY_BYTES", "2048"),
+                ("BTCTS_CONFIRMATIONS", "3"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .expect("loads");
+        let s = cfg.validate().expect("valid");
+        assert_eq!(s.listen.port(), 9999);
+        assert_eq!(s.limits.max_body_bytes, 2048);
+        assert_eq!(s.anchor.confirmations, 3);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err =
+            Config::load(None, env(&[("BTCTS_LIMITS_MAX_BODDY", "1")])).expect_err("unknown key");
+        assert!(err.to_string().contains("max_boddy"), "{err}");
+        let err =
+            Config::load(None, env(&[("BTCTS_CONFIRMATIONS", "many")])).expect_err("wrong type");
+        assert!(
+            err.to_string().contains("confirmations") || err.to_string().contains("integer"),
+            "{err}"
+        );
+        let base = [("BTCTS_NODE_USER", "u"), ("BTCTS_NODE_PASSWORD", "p")];
+        for (k, v, key) in [
+            ("BTCTS_NETWORK", "mainnet", "network"),
+            ("BTCTS_TAG", "123", "tag"),
+            ("BTCTS_LISTEN", "nowhere", "listen"),
+            ("BTCTS_LIMITS_MAX_BODY_BYTES", "0", "limits.max_body_bytes"),
+            ("BTCTS_FEES_FLOOR", "500", "fees"),
+        ] {
+            let mut e = env(&base);
+            e.push((k.into(), v.into()));
+            let err = Config::load(None, e)
+                .expect("loads")
+                .validate()
+                .expect_err("invalid");
+            assert!(err.to_string().contains(&format!("`{key}`")), "{err}");
+        }
+        let err = Config::load(None, env(&[]))
+            .expect("loads")
+            .validate()
+            .expect_err("no credentials");
+        assert!(err.to_string().contains("`node`"), "{err}");
+    }
+}

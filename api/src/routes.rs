@@ -1,0 +1,324 @@
+//! The v1 HTTP handlers: submission, record status and proofs, the
+//! fast-unbonding status of a chain, forks, batches.
+
+use std::sync::Arc;
+
+use aggregator::anchor::{AnchorRecord, AnchorStatus};
+use aggregator::{
+    BatchSeq, ChainId, Height, LeafHash, PosBlock, PosBlockHash, Record, StakerSetDigest,
+    StoredRecord,
+};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::server::AppState;
+
+/// `POST /v1/chains/{chain_id}/blocks` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitBody {
+    blocks: Vec<SubmitBlock>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitBlock {
+    height: Height,
+    block_hash: String,
+    staker_set_digest: String,
+}
+
+/// One submitted record in the response.
+#[derive(Debug, Serialize)]
+struct SubmitAck {
+    id: LeafHash,
+    status: &'static str,
+    duplicate: bool,
+    conflict: bool,
+}
+
+pub(crate) fn parse_chain(raw: &str) -> Result<ChainId, ApiError> {
+    ChainId::new(raw).map_err(|e| ApiError::bad_request("invalid_chain_id", e.to_string()))
+}
+
+fn parse_id(raw: &str) -> Result<LeafHash, ApiError> {
+    raw.parse().map_err(|e: aggregator::types::ParseError| {
+        ApiError::bad_request("invalid_record_id", e.to_string())
+    })
+}
+
+pub(crate) async fn submit(
+    State(state): State<Arc<AppState>>,
+    Path(chain): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let chain = parse_chain(&chain)?;
+    if !state.credentials.chains.contains_key(&chain) {
+        return Err(ApiError::not_found(
+            "unknown_chain",
+            format!("chain {chain} is not configured on this server"),
+        ));
+    }
+    state.credentials.check_submit(&headers, &chain)?;
+    let body: SubmitBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "malformed_body",
+            format!("expected {{\"blocks\": [...]}}: {e}"),
+        )
+    })?;
+    let max = state.limits.max_records_per_request;
+    if body.blocks.is_empty() {
+        return Err(ApiError::unprocessable("no_records", "`blocks` is empty"));
+    }
+    if body.blocks.len() > max {
+        return Err(ApiError {
+            code: "too_many_records",
+            ..ApiError::too_large(format!(
+                "{} records in one request; the limit is {max}",
+                body.blocks.len()
+            ))
+        });
+    }
+    let records = body
+        .blocks
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let bad = |field: &str, e: aggregator::types::ParseError| {
+                ApiError::bad_request("invalid_hex", format!("blocks[{i}].{field}: {e}"))
+            };
+            Ok(Record::PosBlock(PosBlock {
+                chain_id: chain.clone(),
+                height: b.height,
+                block_hash: b
+                    .block_hash
+                    .parse::<PosBlockHash>()
+                    .map_err(|e| bad("block_hash", e))?,
+                staker_set_digest: b
+                    .staker_set_digest
+                    .parse::<StakerSetDigest>()
+                    .map_err(|e| bad("staker_set_digest", e))?,
+            }))
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let count = records.len() as u64;
+    let acks = state.ingestor.submit(records).await?;
+    metrics::counter!("btcts_api_records_accepted_total").increment(count);
+    let mut out = Vec::with_capacity(acks.len());
+    for ack in acks {
+        let status = if ack.duplicate {
+            record_status(&state, &ack.id)?.0
+        } else {
+            "pending"
+        };
+        out.push(SubmitAck {
+            id: ack.id,
+            status,
+            duplicate: ack.duplicate,
+            conflict: ack.conflict,
+        });
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({ "records": out }))))
+}
+
+/// Where a record stands: its status word and the anchor of its batch.
+fn record_status(
+    state: &AppState,
+    id: &LeafHash,
+) -> Result<(&'static str, Option<StoredRecord>, Option<AnchorRecord>), ApiError> {
+    let Some(stored) = state.store.record(id)? else {
+        return Err(ApiError::not_found(
+            "record_not_found",
+            format!("no record {id}"),
+        ));
+    };
+    let Some((batch, _)) = stored.batch else {
+        return Ok(("pending", Some(stored), None));
+    };
+    let anchor = state.store.anchor(batch)?;
+    let status = match anchor.as_ref().map(|a| a.status) {
+        Some(AnchorStatus::Confirmed) => "confirmed",
+        Some(AnchorStatus::Mined) => "anchored",
+        _ => "batched",
+    };
+    Ok((status, Some(stored), anchor))
+}
+
+fn anchor_json(anchor: &AnchorRecord) -> Value {
+    json!({
+        "status": anchor.status,
+        "txid": anchor.mined.as_ref().map(|m| m.txid),
+        "block_hash": anchor.mined.as_ref().map(|m| m.block_hash),
+        "block_height": anchor.mined.as_ref().map(|m| m.height),
+        "confirmations": anchor.mined.as_ref().map_or(0, |m| m.confirmations),
+        "at_fee_cap": anchor.at_fee_cap,
+        "transactions": anchor.txs.iter().map(|t| json!({
+            "txid": t.txid, "fee_rate_sat_vb": t.fee_rate_sat_vb, "fee_sat": t.fee_sat, "vsize": t.vsize,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub(crate) async fn get_record(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    state.credentials.check_read(&headers)?;
+    let id = parse_id(&id)?;
+    let (status, stored, anchor) = record_status(&state, &id)?;
+    let stored =
+        stored.ok_or_else(|| ApiError::not_found("record_not_found", format!("no record {id}")))?;
+    let mined = anchor.as_ref().and_then(|a| a.mined.as_ref());
+    Ok(Json(json!({
+        "id": id,
+        "record": stored.record,
+        "status": status,
+        "batch": stored.batch.map(|(b, _)| b),
+        "txid": mined.map(|m| m.txid),
+        "block_hash": mined.map(|m| m.block_hash),
+        "block_height": mined.map(|m| m.height),
+        "confirmations": mined.map_or(0, |m| m.confirmations),
+        "confirmations_required": state.confirmations,
+    })))
+}
+
+pub(crate) async fn get_proof(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<aggregator::Proof>, ApiError> {
+    state.credentials.check_read(&headers)?;
+    let id = parse_id(&id)?;
+    let Some(proof) = state.store.proof(&id)? else {
+        return match state.store.record(&id)? {
+            Some(_) => Err(ApiError::not_found(
+                "not_batched_yet",
+                format!("record {id} is pending; its proof exists once it is sealed into a batch"),
+            )),
+            None => Err(ApiError::not_found(
+                "record_not_found",
+                format!("no record {id}"),
+            )),
+        };
+    };
+    if proof.anchor.is_none() {
+        return Ok(Json(proof));
+    }
+    let node = state.node.clone();
+    let headers_max = state.confirmations.max(1) * 2;
+    let completed = tokio::task::spawn_blocking(move || {
+        btc_submitter::complete_proof(&node, proof, headers_max)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    match completed {
+        Ok(p) => Ok(Json(p)),
+        Err(e) => Err(ApiError::unavailable(
+            "node_unavailable",
+            format!("cannot check the anchor block against the node: {e}"),
+        )),
+    }
+}
+
+pub(crate) async fn chain_status(
+    State(state): State<Arc<AppState>>,
+    Path(chain): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    state.credentials.check_read(&headers)?;
+    let chain = parse_chain(&chain)?;
+    let latest_submitted = state.store.latest_height(&chain)?;
+    let anchored = state.store.latest_timestamped(&chain, 1, SCAN_HEIGHTS)?;
+    let confirmed = state
+        .store
+        .latest_timestamped(&chain, state.confirmations, SCAN_HEIGHTS)?;
+    let describe = |found: Option<(StoredRecord, aggregator::anchor::MinedIn)>| {
+        found.map(|(r, m)| {
+            let (height, hash) = match &r.record {
+                Record::PosBlock(b) => (Some(b.height), Some(b.block_hash)),
+                Record::Digest { .. } => (None, None),
+            };
+            json!({
+                "height": height, "block_hash": hash, "record_id": r.id,
+                "bitcoin_block_height": m.height, "bitcoin_block_hash": m.block_hash,
+                "txid": m.txid, "confirmations": m.confirmations,
+            })
+        })
+    };
+    Ok(Json(json!({
+        "chain_id": chain,
+        "confirmations_required": state.confirmations,
+        "latest_submitted_height": latest_submitted,
+        "latest_anchored": describe(anchored),
+        "latest_confirmed": describe(confirmed),
+    })))
+}
+
+/// How many heights below a chain's latest the status scan looks at.
+const SCAN_HEIGHTS: usize = 100_000;
+
+pub(crate) async fn blocks_at(
+    State(state): State<Arc<AppState>>,
+    Path((chain, height)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    state.credentials.check_read(&headers)?;
+    let chain = parse_chain(&chain)?;
+    let height: Height = height.parse().map_err(|_| {
+        ApiError::bad_request("invalid_height", "height must be a non-negative integer")
+    })?;
+    let mut records = Vec::new();
+    for r in state.store.records_at(&chain, height)? {
+        let (status, _, _) = record_status(&state, &r.id)?;
+        records.push(json!({ "id": r.id, "record": r.record, "status": status }));
+    }
+    Ok(Json(
+        json!({ "chain_id": chain, "height": height, "fork": records.len() > 1, "records": records }),
+    ))
+}
+
+pub(crate) async fn conflicts(
+    State(state): State<Arc<AppState>>,
+    Path(chain): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    state.credentials.check_read(&headers)?;
+    let chain = parse_chain(&chain)?;
+    let list: Vec<Value> = state
+        .store
+        .conflicts(&chain)?
+        .into_iter()
+        .map(|c| json!({ "height": c.height, "first": c.first, "other": c.other }))
+        .collect();
+    Ok(Json(json!({ "chain_id": chain, "conflicts": list })))
+}
+
+pub(crate) async fn batch(
+    State(state): State<Arc<AppState>>,
+    Path(seq): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    state.credentials.check_read(&headers)?;
+    let seq = BatchSeq(seq.parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_batch",
+            "batch sequence must be a non-negative integer",
+        )
+    })?);
+    let b = state
+        .store
+        .batch(seq)?
+        .ok_or_else(|| ApiError::not_found("batch_not_found", format!("no batch {seq}")))?;
+    let anchor = state.store.anchor(seq)?;
+    Ok(Json(json!({
+        "seq": b.seq, "root": b.root, "size": b.size, "sealed_unix_ms": b.sealed_unix_ms,
+        "anchor": anchor.as_ref().map(anchor_json),
+    })))
+}

@@ -1,0 +1,323 @@
+//! The HTTP server: the router with its limits, auth, logging and metrics,
+//! and the daemon that runs it beside the store writer and the anchoring loop.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aggregator::{Ingestor, Store, SystemClock};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use btc_submitter::{Anchorer, BitcoinNode, CoreRpcNode};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::json;
+use tower_governor::governor::GovernorConfigBuilder;
+use tower_governor::key_extractor::KeyExtractor;
+use tower_governor::{GovernorError, GovernorLayer};
+use tracing::{info, info_span, warn, Instrument};
+
+use crate::auth::Credentials;
+use crate::config::{LimitsSection, Settings};
+use crate::error::ApiError;
+use crate::routes;
+
+/// What every handler shares.
+pub struct AppState {
+    /// The store.
+    pub store: Store,
+    /// The group-commit writer.
+    pub ingestor: Ingestor,
+    /// The node (proof completion and readiness).
+    pub node: Arc<dyn BitcoinNode>,
+    /// Credentials.
+    pub credentials: Credentials,
+    /// Request limits.
+    pub limits: LimitsSection,
+    /// k.
+    pub confirmations: u32,
+    /// The configured anchor network (readiness checks it).
+    pub network: aggregator::AnchorNetwork,
+    /// Prometheus rendering.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("network", &self.network)
+            .finish()
+    }
+}
+
+/// The OpenAPI document served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("../../openapi/openapi.json");
+
+/// Rate-limit key: the hashed bearer token, or the client address.
+#[derive(Clone, Copy, Debug)]
+struct TokenOrAddress;
+
+impl KeyExtractor for TokenOrAddress {
+    type Key = [u8; 32];
+
+    fn extract<T>(&self, req: &axum::http::Request<T>) -> Result<Self::Key, GovernorError> {
+        if let Ok(Some(token)) = crate::auth::bearer(req.headers()) {
+            return Ok(token.0);
+        }
+        let mut key = [0u8; 32];
+        if let Some(addr) = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        {
+            let ip = addr.0.ip().to_string();
+            let n = ip.len().min(32);
+            key[..n].copy_from_slice(&ip.as_bytes()[..n]);
+        }
+        Ok(key)
+    }
+}
+
+/// Every route the router serves: the OpenAPI test holds the spec to this list.
+pub const ROUTES: [(&str, &str); 11] = [
+    ("post", "/v1/chains/{chain_id}/blocks"),
+    ("get", "/v1/chains/{chain_id}/blocks/{height}"),
+    ("get", "/v1/chains/{chain_id}/status"),
+    ("get", "/v1/chains/{chain_id}/conflicts"),
+    ("get", "/v1/records/{id}"),
+    ("get", "/v1/records/{id}/proof"),
+    ("get", "/v1/batches/{seq}"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+];
+
+/// The router, without a listener (tests call it with `oneshot`).
+pub fn app(state: Arc<AppState>) -> Router {
+    let limits = state.limits.clone();
+    let v1 = Router::new()
+        .route("/v1/chains/{chain_id}/blocks", post(routes::submit))
+        .route(
+            "/v1/chains/{chain_id}/blocks/{height}",
+            get(routes::blocks_at),
+        )
+        .route("/v1/chains/{chain_id}/status", get(routes::chain_status))
+        .route("/v1/chains/{chain_id}/conflicts", get(routes::conflicts))
+        .route("/v1/records/{id}", get(routes::get_record))
+        .route("/v1/records/{id}/proof", get(routes::get_proof))
+        .route("/v1/batches/{seq}", get(routes::batch));
+    let period = Duration::from_nanos(1_000_000_000 / u64::from(limits.rate_per_second.max(1)));
+    let governor = GovernorConfigBuilder::default()
+        .period(period)
+        .burst_size(limits.rate_burst.max(1))
+        .key_extractor(TokenOrAddress)
+        .finish()
+        .map(|config| GovernorLayer::new(config).error_handler(rate_limited));
+    let v1 = match governor {
+        Some(layer) => v1.layer(layer),
+        None => v1,
+    };
+    Router::new()
+        .merge(v1)
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .route("/openapi.json", get(openapi))
+        .fallback(|| async { ApiError::not_found("no_such_route", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                code: "method_not_allowed",
+                message: "method not allowed".into(),
+                retry_after: None,
+            }
+        })
+        .layer(middleware::from_fn(observe))
+        .layer(middleware::from_fn_with_state(
+            Guard {
+                limits: limits.clone(),
+                in_flight: Arc::default(),
+            },
+            guard,
+        ))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .with_state(state)
+}
+
+fn rate_limited(e: GovernorError) -> Response {
+    let (wait, status) = match e {
+        GovernorError::TooManyRequests { wait_time, .. } => {
+            (wait_time.max(1), StatusCode::TOO_MANY_REQUESTS)
+        }
+        _ => (1, StatusCode::TOO_MANY_REQUESTS),
+    };
+    ApiError {
+        status,
+        code: "rate_limited",
+        message: format!("too many requests; retry in {wait} s"),
+        retry_after: Some(wait),
+    }
+    .into_response()
+}
+
+#[derive(Clone)]
+struct Guard {
+    limits: LimitsSection,
+    in_flight: Arc<AtomicU64>,
+}
+
+/// Body-size precheck (so an oversized body is refused before it is read),
+/// concurrency and the request timeout, all answering in the JSON error form.
+async fn guard(
+    State(Guard { limits, in_flight }): State<Guard>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes) {
+        return ApiError::too_large(format!("request body over {} bytes", limits.max_body_bytes))
+            .into_response();
+    }
+    if in_flight.fetch_add(1, Ordering::SeqCst) >= limits.max_concurrent_requests as u64 {
+        in_flight.fetch_sub(1, Ordering::SeqCst);
+        return ApiError::unavailable("overloaded", "too many requests in flight").into_response();
+    }
+    let timeout = Duration::from_millis(limits.request_timeout_ms);
+    let response = match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::unavailable("timeout", "the request took too long").into_response(),
+    };
+    in_flight.fetch_sub(1, Ordering::SeqCst);
+    // axum's own body-limit rejection is plain text: give it the JSON form.
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json(&response) {
+        return ApiError::too_large(format!("request body over {} bytes", limits.max_body_bytes))
+            .into_response();
+    }
+    response
+}
+
+fn is_json(r: &Response) -> bool {
+    r.headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
+}
+
+/// Request id, a log line per request, and Prometheus counters by route and status.
+async fn observe(req: Request, next: Next) -> Response {
+    static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = req.method().clone();
+    let started = Instant::now();
+    let span = info_span!("request", id, %method, route = %route);
+    let mut response = next.run(req).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    span.in_scope(|| info!(status, ms = elapsed.as_secs_f64() * 1e3, "request"));
+    metrics::counter!("btcts_http_requests_total", "route" => route.clone(), "status" => status.to_string()).increment(1);
+    metrics::histogram!("btcts_http_request_duration_seconds", "route" => route)
+        .record(elapsed.as_secs_f64());
+    if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
+    state.store.pending_count()?;
+    let node = state.node.clone();
+    let info = tokio::task::spawn_blocking(move || node.chain_info())
+        .await
+        .map_err(ApiError::internal)?;
+    let info = info.map_err(|e| ApiError::unavailable("node_unavailable", e.to_string()))?;
+    btc_submitter::check_chain(state.network, &info)
+        .map_err(|e| ApiError::unavailable("wrong_chain", e.to_string()))?;
+    Ok(Json(
+        json!({ "status": "ready", "network": state.network, "tip_height": info.tip_height }),
+    ))
+}
+
+async fn render_metrics(State(state): State<Arc<AppState>>) -> Response {
+    match &state.metrics {
+        Some(h) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4",
+            )],
+            h.render(),
+        )
+            .into_response(),
+        None => ApiError::not_found("metrics_disabled", "metrics are not enabled").into_response(),
+    }
+}
+
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+        .into_response()
+}
+
+/// Runs the daemon until `shutdown` resolves: store, group-commit writer,
+/// anchoring loop and HTTP server; then drains requests and stops the loop.
+pub async fn serve(
+    settings: Settings,
+    metrics: Option<PrometheusHandle>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&settings.data_dir)?;
+    let clock = Arc::new(SystemClock);
+    let store = Store::open(settings.data_dir.join("btcts.redb"), clock.clone())?;
+    let (ingestor, writer) = Ingestor::start(store.clone())?;
+    let node = Arc::new(CoreRpcNode::new(&settings.rpc)?);
+    let anchor_node = node.clone();
+    let anchor_config = settings.anchor.clone();
+    let anchorer = tokio::task::spawn_blocking({
+        let store = store.clone();
+        move || Anchorer::connect(store, anchor_node, anchor_config, clock)
+    })
+    .await??;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let anchoring = tokio::spawn(anchorer.run(stop_rx));
+    let state = Arc::new(AppState {
+        store,
+        ingestor,
+        node,
+        credentials: settings.credentials.clone(),
+        limits: settings.limits.clone(),
+        confirmations: settings.anchor.confirmations,
+        network: settings.anchor.network,
+        metrics,
+    });
+    let listener = tokio::net::TcpListener::bind(settings.listen).await?;
+    info!(listen = %listener.local_addr()?, network = %settings.anchor.network, "btcts serving");
+    let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    info!("HTTP drained; stopping the anchoring loop");
+    let _ = stop_tx.send(true);
+    if anchoring.await.ok().flatten().is_none() {
+        warn!("the anchoring loop had stopped on its own");
+    }
+    // The router (and with it every Ingestor handle) is gone: the writer ends.
+    tokio::task::spawn_blocking(move || writer.join()).await?;
+    info!("btcts stopped");
+    Ok(())
+}
