@@ -1,0 +1,263 @@
+//! End to end over real sockets: the `btcts serve` binary against a real
+//! litecoind regtest node. 3 chains × 100 records go from pending to
+//! confirmed, every proof verifies (library, and once with `btcts verify`),
+//! the chain status drops after a reorg of the anchor block, and the daemon
+//! survives SIGTERM and SIGKILL without losing an acknowledged record.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aggregator::{verify, AnchorNetwork, Expect, Proof};
+use anyhow::{bail, ensure, Context, Result};
+use btcts_api::auth::TokenHash;
+use btcts_tests::node::RegtestNode;
+use serde_json::{json, Value};
+
+const K: u64 = 3;
+
+struct Daemon {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn write_config(dir: &Path, node: &RegtestNode, port: u16) -> Result<PathBuf> {
+    let (user, pass) = node.credentials();
+    let chains: String = (0..3)
+        .map(|i| {
+            format!(
+                "\"chain-{i}\" = [\"{}\"]\n",
+                hex(&TokenHash::of(&format!("token-{i}")).0)
+            )
+        })
+        .collect();
+    let config = format!(
+        "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{data}\"\nnetwork = \"litecoin-regtest\"\nconfirmations = {K}\n\
+         [limits]\nrate_per_second = 100000\nrate_burst = 100000\n\
+         [node]\nurl = \"{url}\"\nuser = \"{user}\"\npassword = \"{pass}\"\nwallet = \"btcts\"\npoll_ms = 100\n\
+         [auth.chains]\n{chains}",
+        data = dir.join("data").display(),
+        url = node.rpc_url(),
+    );
+    let path = dir.join("btcts.toml");
+    std::fs::write(&path, config)?;
+    Ok(path)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn start(config: &Path, port: u16, log: &Path) -> Result<Daemon> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    let child = Command::new(env!("CARGO_BIN_EXE_btcts"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?;
+    let daemon = Daemon {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(r) = reqwest::get(format!("{}/readyz", daemon.url)).await {
+            if r.status().is_success() {
+                return Ok(daemon);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("btcts serve did not become ready")
+}
+
+async fn get(d: &Daemon, path: &str) -> Result<(u16, Value)> {
+    let r = reqwest::get(format!("{}{path}", d.url)).await?;
+    let status = r.status().as_u16();
+    Ok((status, r.json().await.unwrap_or(Value::Null)))
+}
+
+async fn submit(
+    d: &Daemon,
+    chain: usize,
+    heights: std::ops::Range<u64>,
+    tag: u8,
+) -> Result<Vec<String>> {
+    let blocks: Vec<Value> = heights
+        .map(|h| json!({ "height": h, "block_hash": format!("{:016x}{:02x}", h, tag).repeat(4)[..64].to_string(), "staker_set_digest": "cd".repeat(32) }))
+        .collect();
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/chains/chain-{chain}/blocks", d.url))
+        .bearer_auth(format!("token-{chain}"))
+        .json(&json!({ "blocks": blocks }))
+        .send()
+        .await?;
+    ensure!(r.status().as_u16() == 202, "submit answered {}", r.status());
+    let body: Value = r.json().await?;
+    Ok(body["records"]
+        .as_array()
+        .context("records")?
+        .iter()
+        .filter_map(|r| r["id"].as_str().map(str::to_owned))
+        .collect())
+}
+
+/// Mines a block every 200 ms until every id is `confirmed`.
+async fn mine_until_confirmed(d: &Daemon, node: &RegtestNode, ids: &[String]) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut pending: Vec<String> = ids.to_vec();
+    while !pending.is_empty() {
+        ensure!(
+            Instant::now() < deadline,
+            "{} records not confirmed in time",
+            pending.len()
+        );
+        node.mine(1)?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut still = Vec::new();
+        for id in pending {
+            let (_, r) = get(d, &format!("/v1/records/{id}")).await?;
+            if r["status"] != "confirmed" {
+                still.push(id);
+            }
+        }
+        pending = still;
+    }
+    Ok(())
+}
+
+async fn wait_for(d: &Daemon, path: &str, pred: impl Fn(&Value) -> bool) -> Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, v) = get(d, path).await?;
+        if pred(&v) {
+            return Ok(v);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{path} never reached the expected state: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_chains_confirm_verify_survive_a_reorg_and_restarts() -> Result<()> {
+    let node = RegtestNode::start()?;
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let config = write_config(dir.path(), &node, port)?;
+    let log = dir.path().join("btcts.log");
+    let daemon = start(&config, port, &log).await?;
+
+    let mut ids = Vec::new();
+    for chain in 0..3 {
+        ids.extend(submit(&daemon, chain, 0..50, 1).await?);
+        ids.extend(submit(&daemon, chain, 50..100, 1).await?);
+    }
+    ensure!(ids.len() == 300);
+    mine_until_confirmed(&daemon, &node, &ids).await?;
+
+    let expect = Expect {
+        network: Some(AnchorNetwork::LitecoinRegtest),
+        tag: None,
+    };
+    for id in &ids {
+        let (status, proof) = get(&daemon, &format!("/v1/records/{id}/proof")).await?;
+        ensure!(status == 200, "proof of {id}: {status}");
+        let proof: Proof = serde_json::from_value(proof)?;
+        let v = verify(&proof, &expect).map_err(|e| anyhow::anyhow!("{id}: {e}"))?;
+        ensure!(
+            v.anchor.is_some_and(|a| u64::from(a.confirmations) >= K),
+            "{id} shows its depth"
+        );
+    }
+    let (_, one) = get(&daemon, &format!("/v1/records/{}/proof", ids[0])).await?;
+    let file = dir.path().join("proof.json");
+    std::fs::write(&file, one.to_string())?;
+    let out = Command::new(env!("CARGO_BIN_EXE_btcts"))
+        .arg("verify")
+        .arg(&file)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "btcts verify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    for chain in 0..3 {
+        let (_, s) = get(&daemon, &format!("/v1/chains/chain-{chain}/status")).await?;
+        ensure!(
+            s["latest_confirmed"]["height"] == 99 && s["latest_submitted_height"] == 99,
+            "chain-{chain}: {s}"
+        );
+    }
+
+    // Reorg out the block anchoring chain-0's height 99: its status must drop.
+    let (_, s) = get(&daemon, "/v1/chains/chain-0/status").await?;
+    let anchor_block: bitcoin::BlockHash =
+        serde_json::from_value(s["latest_confirmed"]["bitcoin_block_hash"].clone())?;
+    let depth = s["latest_confirmed"]["confirmations"]
+        .as_u64()
+        .context("confirmations")?;
+    node.reorg_from(&anchor_block, u32::try_from(depth)? + 1)?;
+    let dropped = wait_for(&daemon, "/v1/chains/chain-0/status", |s| {
+        s["latest_confirmed"]["height"] != 99
+    })
+    .await?;
+    ensure!(
+        dropped["latest_anchored"]["bitcoin_block_hash"] != json!(anchor_block),
+        "never reports the stale block: {dropped}"
+    );
+    mine_until_confirmed(&daemon, &node, &ids).await?;
+
+    // SIGTERM: a clean stop; then restart on the same data dir.
+    let more = submit(&daemon, 1, 100..110, 2).await?;
+    let pid = daemon.child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status()?;
+    let mut daemon = daemon;
+    let status = daemon.child.wait()?;
+    ensure!(status.success(), "clean exit on SIGTERM, got {status}");
+    drop(daemon);
+    let daemon = start(&config, port, &log).await?;
+    for id in ids.iter().chain(&more) {
+        ensure!(
+            get(&daemon, &format!("/v1/records/{id}")).await?.0 == 200,
+            "{id} lost across SIGTERM"
+        );
+    }
+    mine_until_confirmed(&daemon, &node, &more).await?;
+
+    // SIGKILL right after acknowledgements: nothing acknowledged is lost.
+    let last = submit(&daemon, 2, 100..120, 3).await?;
+    drop(daemon); // kill -9
+    let daemon = start(&config, port, &log).await?;
+    for id in &last {
+        ensure!(
+            get(&daemon, &format!("/v1/records/{id}")).await?.0 == 200,
+            "{id} lost across SIGKILL"
+        );
+    }
+    mine_until_confirmed(&daemon, &node, &last).await?;
+    let (_, s) = get(&daemon, "/v1/chains/chain-2/status").await?;
+    ensure!(s["latest_confirmed"]["height"] == 119, "{s}");
+    Ok(())
+}
