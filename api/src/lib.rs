@@ -3,7 +3,9 @@
 
 pub mod auth;
 pub mod config;
+mod dev;
 pub mod error;
+mod proof_cmd;
 mod routes;
 pub mod server;
 mod verify_cmd;
@@ -36,6 +38,11 @@ enum Command {
     /// variables, then these flags. It is checked before anything starts;
     /// a node on another chain than `network` is refused.
     Serve(ServeArgs),
+    /// Run the local demo: a regtest node, a funded wallet, the service on
+    /// localhost with a fresh token, and a block mined every few seconds.
+    Dev(dev::DevArgs),
+    /// Download a record's proof document from a btcts server.
+    Proof(proof_cmd::ProofArgs),
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -95,6 +102,8 @@ where
     match cli.command {
         Command::Verify(args) => verify_cmd::run(&args, out, err),
         Command::Serve(args) => report(serve(&args), err),
+        Command::Dev(args) => report(dev::run(&args, out), err),
+        Command::Proof(args) => report(proof_cmd::run(&args, out), err),
         Command::Token(TokenCommand::New { chain }) => {
             report(token_new(chain.as_deref(), out), err)
         }

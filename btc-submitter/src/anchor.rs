@@ -197,6 +197,25 @@ impl<N: BitcoinNode> Anchorer<N> {
         }
         self.anchor_next()?;
         self.last_tip = Some(tip);
+        self.publish_gauges()?;
+        Ok(())
+    }
+
+    /// Pending records and anchors by state, for `/metrics`.
+    fn publish_gauges(&self) -> Result<(), StoreError> {
+        metrics::gauge!("btcts_store_pending_records").set(self.store.pending_count()? as f64);
+        let recent = self.store.recent_anchors(self.config.watch)?;
+        for (status, name) in [
+            (AnchorStatus::Built, "built"),
+            (AnchorStatus::Broadcast, "broadcast"),
+            (AnchorStatus::Mined, "mined"),
+            (AnchorStatus::Confirmed, "confirmed"),
+        ] {
+            let n = recent.iter().filter(|a| a.status == status).count();
+            metrics::gauge!("btcts_anchor_recent", "status" => name).set(n as f64);
+        }
+        let at_cap = recent.iter().filter(|a| a.at_fee_cap).count();
+        metrics::gauge!("btcts_anchor_at_fee_cap").set(at_cap as f64);
         Ok(())
     }
 
@@ -213,6 +232,7 @@ impl<N: BitcoinNode> Anchorer<N> {
             (Err(e), false) => {
                 self.failing = true;
                 error!(error = %e, "anchoring step failed; retrying every poll, logged again only once it recovers");
+                metrics::counter!("btcts_anchor_outages_total").increment(1);
                 StepOutcome::FirstFailure
             }
             (Err(_), true) => StepOutcome::StillFailing,
@@ -272,6 +292,8 @@ impl<N: BitcoinNode> Anchorer<N> {
         };
         self.store.put_anchor(&record)?;
         info!(batch = %batch.seq, txid = %funded.tx.compute_txid(), fee_rate = rate, records = batch.size, "anchor built");
+        metrics::counter!("btcts_anchor_transactions_total", "kind" => "first").increment(1);
+        metrics::histogram!("btcts_anchor_batch_records").record(batch.size as f64);
         self.broadcast_current(&mut record)
     }
 
@@ -380,6 +402,15 @@ impl<N: BitcoinNode> Anchorer<N> {
                 NodeError::Permanent(format!("block {hash} does not hold anchor {txid}"))
             })?;
             info!(batch = %record.batch, %txid, block = %hash, height, "anchor mined");
+            if let Some(tx) = record.txs.iter().find(|t| t.txid == txid) {
+                metrics::counter!("btcts_anchor_fees_paid_sat_total").increment(tx.fee_sat);
+            }
+            let waited = self
+                .clock
+                .now_unix_ms()
+                .saturating_sub(record.txs.first().map_or(0, |t| t.built_unix_ms));
+            metrics::histogram!("btcts_anchor_time_to_first_confirmation_seconds")
+                .record(waited as f64 / 1e3);
             record.mined = Some(MinedIn {
                 txid,
                 block_hash: hash,
@@ -404,6 +435,7 @@ impl<N: BitcoinNode> Anchorer<N> {
     fn update_unmined(&self, mut record: AnchorRecord) -> Result<(), AnchorError> {
         if let Some(m) = record.mined.take() {
             warn!(batch = %record.batch, block = %m.block_hash, "anchor block left the best chain; depth is 0 again");
+            metrics::counter!("btcts_anchor_reorgs_total").increment(1);
             record.status = AnchorStatus::Broadcast;
             record.updated_unix_ms = self.clock.now_unix_ms();
             self.store.put_anchor(&record)?;
@@ -444,6 +476,7 @@ impl<N: BitcoinNode> Anchorer<N> {
             Some(&record.inputs),
         )?;
         info!(batch = %record.batch, replaces = %current.txid, txid = %funded.tx.compute_txid(), fee_rate = rate, "replacing anchor");
+        metrics::counter!("btcts_anchor_transactions_total", "kind" => "replacement").increment(1);
         record
             .txs
             .push(self.anchor_tx(&funded.tx, funded.fee_sat, rate));

@@ -9,6 +9,8 @@ pub mod fake;
 pub mod fees;
 pub mod node;
 pub mod proofs;
+#[cfg(feature = "regtest")]
+pub mod regtest;
 pub mod rpc;
 
 pub use anchor::{
