@@ -27,3 +27,18 @@ for component in rustfmt clippy; do
     rustup component add "${component}"
   fi
 done
+
+# Python tools nobody on this team wrote, pinned, in a project venv:
+# schemathesis checks the HTTP API against its OpenAPI spec.
+VENV=.venv
+REQUIREMENTS=scripts/requirements-tests.txt
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating the Python venv $VENV"
+  python3 -m venv "$VENV"
+fi
+if ! cmp -s "$REQUIREMENTS" "$VENV/.installed-requirements" 2>/dev/null; then
+  echo "setup: installing $REQUIREMENTS into $VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
+  cp "$REQUIREMENTS" "$VENV/.installed-requirements"
+fi
+"$VENV/bin/schemathesis" --version

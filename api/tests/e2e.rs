@@ -4,121 +4,16 @@
 //! the chain status drops after a reorg of the anchor block, and the daemon
 //! survives SIGTERM and SIGKILL without losing an acknowledged record.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aggregator::{verify, AnchorNetwork, Expect, Proof};
-use anyhow::{bail, ensure, Context, Result};
-use btcts_api::auth::TokenHash;
+use anyhow::{ensure, Context, Result};
 use btcts_tests::node::RegtestNode;
 use serde_json::{json, Value};
 
-const K: u64 = 3;
-
-struct Daemon {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn write_config(dir: &Path, node: &RegtestNode, port: u16) -> Result<PathBuf> {
-    let (user, pass) = node.credentials();
-    let chains: String = (0..3)
-        .map(|i| {
-            format!(
-                "\"chain-{i}\" = [\"{}\"]\n",
-                hex(&TokenHash::of(&format!("token-{i}")).0)
-            )
-        })
-        .collect();
-    let config = format!(
-        "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{data}\"\nnetwork = \"litecoin-regtest\"\nconfirmations = {K}\n\
-         [limits]\nrate_per_second = 100000\nrate_burst = 100000\n\
-         [node]\nurl = \"{url}\"\nuser = \"{user}\"\npassword = \"{pass}\"\nwallet = \"btcts\"\npoll_ms = 100\n\
-         [auth.chains]\n{chains}",
-        data = dir.join("data").display(),
-        url = node.rpc_url(),
-    );
-    let path = dir.join("btcts.toml");
-    std::fs::write(&path, config)?;
-    Ok(path)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-async fn start(config: &Path, port: u16, log: &Path) -> Result<Daemon> {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)?;
-    let child = Command::new(env!("CARGO_BIN_EXE_btcts"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()?;
-    let daemon = Daemon {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(r) = reqwest::get(format!("{}/readyz", daemon.url)).await {
-            if r.status().is_success() {
-                return Ok(daemon);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!("btcts serve did not become ready")
-}
-
-async fn get(d: &Daemon, path: &str) -> Result<(u16, Value)> {
-    let r = reqwest::get(format!("{}{path}", d.url)).await?;
-    let status = r.status().as_u16();
-    Ok((status, r.json().await.unwrap_or(Value::Null)))
-}
-
-async fn submit(
-    d: &Daemon,
-    chain: usize,
-    heights: std::ops::Range<u64>,
-    tag: u8,
-) -> Result<Vec<String>> {
-    let blocks: Vec<Value> = heights
-        .map(|h| json!({ "height": h, "block_hash": format!("{:016x}{:02x}", h, tag).repeat(4)[..64].to_string(), "staker_set_digest": "cd".repeat(32) }))
-        .collect();
-    let r = reqwest::Client::new()
-        .post(format!("{}/v1/chains/chain-{chain}/blocks", d.url))
-        .bearer_auth(format!("token-{chain}"))
-        .json(&json!({ "blocks": blocks }))
-        .send()
-        .await?;
-    ensure!(r.status().as_u16() == 202, "submit answered {}", r.status());
-    let body: Value = r.json().await?;
-    Ok(body["records"]
-        .as_array()
-        .context("records")?
-        .iter()
-        .filter_map(|r| r["id"].as_str().map(str::to_owned))
-        .collect())
-}
+mod common;
+use common::*;
 
 /// Mines a block every 200 ms until every id is `confirmed`.
 async fn mine_until_confirmed(d: &Daemon, node: &RegtestNode, ids: &[String]) -> Result<()> {

@@ -1,0 +1,126 @@
+//! Shared by the tests that run the real `btcts serve` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use btcts_api::auth::TokenHash;
+use btcts_tests::node::RegtestNode;
+use serde_json::{json, Value};
+
+/// Confirmations required in these tests.
+pub const K: u64 = 3;
+
+/// A running `btcts serve`; killed (SIGKILL) on drop.
+pub struct Daemon {
+    /// The process.
+    pub child: Child,
+    /// Its base URL.
+    pub url: String,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A configuration for `node` on `port`: chains chain-0..2 with tokens token-0..2.
+pub fn write_config(dir: &Path, node: &RegtestNode, port: u16) -> Result<PathBuf> {
+    let (user, pass) = node.credentials();
+    let chains: String = (0..3)
+        .map(|i| {
+            format!(
+                "\"chain-{i}\" = [\"{}\"]\n",
+                hex(&TokenHash::of(&format!("token-{i}")).0)
+            )
+        })
+        .collect();
+    let config = format!(
+        "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{data}\"\nnetwork = \"litecoin-regtest\"\nconfirmations = {K}\n\
+         [limits]\nrate_per_second = 100000\nrate_burst = 100000\n\
+         [node]\nurl = \"{url}\"\nuser = \"{user}\"\npassword = \"{pass}\"\nwallet = \"btcts\"\npoll_ms = 100\n\
+         [auth.chains]\n{chains}",
+        data = dir.join("data").display(),
+        url = node.rpc_url(),
+    );
+    let path = dir.join("btcts.toml");
+    std::fs::write(&path, config)?;
+    Ok(path)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Starts `btcts serve` and waits until it is ready.
+pub async fn start(config: &Path, port: u16, log: &Path) -> Result<Daemon> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    let child = Command::new(env!("CARGO_BIN_EXE_btcts"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?;
+    let daemon = Daemon {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(r) = reqwest::get(format!("{}/readyz", daemon.url)).await {
+            if r.status().is_success() {
+                return Ok(daemon);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("btcts serve did not become ready")
+}
+
+/// GET `path`: status and JSON body.
+pub async fn get(d: &Daemon, path: &str) -> Result<(u16, Value)> {
+    let r = reqwest::get(format!("{}{path}", d.url)).await?;
+    let status = r.status().as_u16();
+    Ok((status, r.json().await.unwrap_or(Value::Null)))
+}
+
+/// Submits heights of chain-`chain`; returns the ids.
+pub async fn submit(
+    d: &Daemon,
+    chain: usize,
+    heights: std::ops::Range<u64>,
+    tag: u8,
+) -> Result<Vec<String>> {
+    let blocks: Vec<Value> = heights
+        .map(|h| json!({ "height": h, "block_hash": format!("{:016x}{:02x}", h, tag).repeat(4)[..64].to_string(), "staker_set_digest": "cd".repeat(32) }))
+        .collect();
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/chains/chain-{chain}/blocks", d.url))
+        .bearer_auth(format!("token-{chain}"))
+        .json(&json!({ "blocks": blocks }))
+        .send()
+        .await?;
+    ensure!(r.status().as_u16() == 202, "submit answered {}", r.status());
+    let body: Value = r.json().await?;
+    Ok(body["records"]
+        .as_array()
+        .context("records")?
+        .iter()
+        .filter_map(|r| r["id"].as_str().map(str::to_owned))
+        .collect())
+}
