@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use aggregator::{AnchorNetwork, ChainId, Tag};
 use btc_submitter::{AnchorConfig, FeePolicy, RpcAuth, RpcConfig};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::{Credentials, TokenHash};
 
 /// The file layout. Every field has a default except the node.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Address the HTTP server listens on.
@@ -39,7 +39,7 @@ pub struct Config {
 }
 
 /// `[node]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeSection {
     /// `http://host:port` of the node's RPC.
@@ -57,7 +57,7 @@ pub struct NodeSection {
 }
 
 /// `[batching]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BatchingSection {
     /// Seal early once this many records are pending.
@@ -67,7 +67,7 @@ pub struct BatchingSection {
 }
 
 /// `[fees]`, all sat/vB.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FeesSection {
     /// `estimatesmartfee` target in blocks.
@@ -85,7 +85,7 @@ pub struct FeesSection {
 }
 
 /// `[limits]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsSection {
     /// Largest request body, bytes.
@@ -103,7 +103,7 @@ pub struct LimitsSection {
 }
 
 /// `[auth]`.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSection {
     /// SHA-256 (hex) of the admin token.
@@ -231,22 +231,27 @@ impl Config {
             }
             None => toml::Table::new(),
         };
+        let defaults = toml::Table::try_from(Config::default())
+            .map_err(|e| ConfigError::Parse(e.to_string()))?;
         for (name, value) in env {
             let Some(rest) = name.strip_prefix("BTCTS_") else {
                 continue;
             };
             let key = rest.to_ascii_lowercase();
-            let value = parse_env_value(&value);
             match SECTIONS.iter().find(|s| key.starts_with(&format!("{s}_"))) {
                 Some(section) => {
+                    let field = &key[section.len() + 1..];
+                    let like = defaults.get(*section).and_then(|t| t.get(field));
+                    let value = env_value(&format!("{section}.{field}"), &value, like)?;
                     let sub = table
                         .entry(*section)
                         .or_insert_with(|| toml::Value::Table(Default::default()));
                     if let toml::Value::Table(t) = sub {
-                        t.insert(key[section.len() + 1..].to_owned(), value);
+                        t.insert(field.to_owned(), value);
                     }
                 }
                 None => {
+                    let value = env_value(&key, &value, defaults.get(&key))?;
                     table.insert(key, value);
                 }
             }
@@ -353,15 +358,19 @@ impl Config {
     }
 }
 
-/// An environment value as TOML: integers and booleans typed, the rest text.
-fn parse_env_value(v: &str) -> toml::Value {
-    if let Ok(i) = v.parse::<i64>() {
-        return toml::Value::Integer(i);
-    }
-    match v {
-        "true" => toml::Value::Boolean(true),
-        "false" => toml::Value::Boolean(false),
-        _ => toml::Value::String(v.to_owned()),
+/// An environment value as TOML, typed like the key's default (text when
+/// the key has no default, e.g. optional credentials).
+fn env_value(key: &str, v: &str, like: Option<&toml::Value>) -> Result<toml::Value, ConfigError> {
+    match like {
+        Some(toml::Value::Integer(_)) => v
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| invalid(key, format!("{v:?} is not an integer"))),
+        Some(toml::Value::Boolean(_)) => v
+            .parse::<bool>()
+            .map(toml::Value::Boolean)
+            .map_err(|_| invalid(key, format!("{v:?} is not true or false"))),
+        _ => Ok(toml::Value::String(v.to_owned())),
     }
 }
 
