@@ -59,7 +59,8 @@ pub fn run(args: &DevArgs, out: &mut impl Write) -> anyhow::Result<()> {
             auth: RpcAuth::UserPass(user, password),
         },
         anchor,
-        limits: Config::default().limits,
+        // BTCTS_LIMITS_* variables apply, as for `btcts serve`.
+        limits: Config::load(None, std::env::vars())?.limits,
         credentials,
     };
     banner(out, args, kind, &token)?;
