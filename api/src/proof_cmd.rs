@@ -15,7 +15,7 @@ pub struct ProofArgs {
     #[arg(long, short)]
     output: Option<PathBuf>,
     /// A read token, if the server requires one.
-    #[arg(long, env = "BTCTS_READ_TOKEN")]
+    #[arg(long)]
     token: Option<String>,
 }
 
