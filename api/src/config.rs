@@ -374,6 +374,28 @@ fn env_value(key: &str, v: &str, like: Option<&toml::Value>) -> Result<toml::Val
     }
 }
 
+/// `--set section.key=value` flags as the `BTCTS_*` variables they stand
+/// for; appended after the environment, so flags win.
+pub fn flag_overrides(flags: &[String]) -> Result<Vec<(String, String)>, ConfigError> {
+    flags
+        .iter()
+        .map(|f| {
+            let (key, value) = f.split_once('=').ok_or_else(|| {
+                ConfigError::Parse(format!(
+                    "--set {f:?}: expected key=value, e.g. limits.max_body_bytes=2048"
+                ))
+            })?;
+            Ok((
+                format!(
+                    "BTCTS_{}",
+                    key.trim().replace('.', "_").to_ascii_uppercase()
+                ),
+                value.to_owned(),
+            ))
+        })
+        .collect()
+}
+
 /// Validated settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -434,6 +456,28 @@ mod tests {
         assert_eq!(s.listen.port(), 9999);
         assert_eq!(s.limits.max_body_bytes, 2048);
         assert_eq!(s.anchor.confirmations, 3);
+    }
+
+    #[test]
+    fn flags_override_the_environment() {
+        let mut vars = env(&[
+            ("BTCTS_LIMITS_MAX_BODY_BYTES", "100"),
+            ("BTCTS_NODE_USER", "u"),
+            ("BTCTS_NODE_PASSWORD", "p"),
+        ]);
+        vars.extend(
+            flag_overrides(&["limits.max_body_bytes=200".into(), "network=signet".into()])
+                .expect("flags"),
+        );
+        let s = Config::load(None, vars)
+            .expect("loads")
+            .validate()
+            .expect("valid");
+        assert_eq!(
+            (s.limits.max_body_bytes, s.anchor.network),
+            (200, AnchorNetwork::Signet)
+        );
+        assert!(flag_overrides(&["nokey".into()]).is_err());
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub struct ServeArgs {
     /// Override `data_dir`.
     #[arg(long)]
     data_dir: Option<std::path::PathBuf>,
+    /// Override any key: `--set limits.max_body_bytes=2048` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -141,7 +144,9 @@ fn token_new(chain: Option<&str>, out: &mut impl Write) -> anyhow::Result<()> {
 
 /// Loads and checks the configuration of `btcts serve`.
 pub fn load_settings(args: &ServeArgs) -> anyhow::Result<config::Settings> {
-    let mut cfg = config::Config::load(args.config.as_deref(), std::env::vars())?;
+    let mut vars: Vec<(String, String)> = std::env::vars().collect();
+    vars.extend(config::flag_overrides(&args.set)?);
+    let mut cfg = config::Config::load(args.config.as_deref(), vars)?;
     if let Some(l) = &args.listen {
         cfg.listen = l.clone();
     }
