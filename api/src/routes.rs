@@ -211,8 +211,15 @@ pub(crate) async fn get_proof(
     if proof.anchor.is_none() {
         return Ok(Json(proof));
     }
-    let node = state.node.clone();
     let headers_max = state.confirmations.max(1) * 2;
+    if let Some(done) = state
+        .tips
+        .as_ref()
+        .and_then(|t| t.complete(proof.clone(), headers_max))
+    {
+        return Ok(Json(done));
+    }
+    let node = state.node.clone();
     let completed = tokio::task::spawn_blocking(move || {
         btc_submitter::complete_proof(&node, proof, headers_max)
     })

@@ -44,6 +44,8 @@ pub struct AppState {
     pub network: aggregator::AnchorNetwork,
     /// Prometheus rendering.
     pub metrics: Option<PrometheusHandle>,
+    /// Recent best-chain headers, when a refresher keeps them current.
+    pub tips: Option<Arc<btc_submitter::TipCache>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -274,6 +276,28 @@ async fn openapi() -> Response {
         .into_response()
 }
 
+/// How many recent headers the proof route keeps (two days of blocks).
+const TIP_CACHE_DEPTH: u32 = 288;
+
+/// Keeps `tips` at the node's best chain, polling every `poll`.
+async fn follow_tip(
+    tips: Arc<btc_submitter::TipCache>,
+    node: Arc<CoreRpcNode>,
+    poll: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let (t, n) = (tips.clone(), node.clone());
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || t.refresh(&n)).await {
+            tracing::debug!(error = %e, "tip cache not refreshed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 /// Runs the daemon until `shutdown` resolves: store, group-commit writer,
 /// anchoring loop and HTTP server; then drains requests and stops the loop.
 pub async fn serve(
@@ -294,7 +318,10 @@ pub async fn serve(
     })
     .await??;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let anchoring = tokio::spawn(anchorer.run(stop_rx));
+    let poll = settings.anchor.poll;
+    let anchoring = tokio::spawn(anchorer.run(stop_rx.clone()));
+    let tips = Arc::new(btc_submitter::TipCache::new(TIP_CACHE_DEPTH));
+    let refresher = tokio::spawn(follow_tip(tips.clone(), node.clone(), poll, stop_rx));
     let state = Arc::new(AppState {
         store,
         ingestor,
@@ -304,6 +331,7 @@ pub async fn serve(
         confirmations: settings.anchor.confirmations,
         network: settings.anchor.network,
         metrics,
+        tips: Some(tips),
     });
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
     info!(listen = %listener.local_addr()?, network = %settings.anchor.network, "btcts serving");
@@ -313,6 +341,7 @@ pub async fn serve(
         .await?;
     info!("HTTP drained; stopping the anchoring loop");
     let _ = stop_tx.send(true);
+    let _ = refresher.await;
     if anchoring.await.ok().flatten().is_none() {
         warn!("the anchoring loop had stopped on its own");
     }

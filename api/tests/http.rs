@@ -52,6 +52,7 @@ fn harness(tweak: impl FnOnce(&mut btcts_api::config::LimitsSection)) -> Harness
         confirmations: 2,
         network: aggregator::AnchorNetwork::Regtest,
         metrics: None,
+        tips: None,
     });
     Harness {
         _dir: dir,

@@ -18,5 +18,5 @@ pub use anchor::{
 };
 pub use fees::FeePolicy;
 pub use node::{BitcoinNode, NodeError};
-pub use proofs::complete_proof;
+pub use proofs::{complete_proof, TipCache};
 pub use rpc::{CoreRpcNode, RpcAuth, RpcConfig};

@@ -39,3 +39,164 @@ pub fn complete_proof<N: BitcoinNode>(
     }
     Ok(proof)
 }
+
+/// The best chain's most recent headers, kept up to date by polling the
+/// node (one call per poll while the tip is unchanged), so that serving a
+/// proof needs no node round trip.
+#[derive(Debug)]
+pub struct TipCache {
+    depth: u32,
+    chain: std::sync::RwLock<CachedChain>,
+}
+
+#[derive(Debug, Default)]
+struct CachedChain {
+    tip: Option<bitcoin::BlockHash>,
+    tip_height: u32,
+    by_height: std::collections::BTreeMap<u32, (bitcoin::BlockHash, bitcoin::block::Header)>,
+}
+
+impl TipCache {
+    /// A cache of the `depth` most recent best-chain headers.
+    pub fn new(depth: u32) -> TipCache {
+        TipCache {
+            depth: depth.max(1),
+            chain: Default::default(),
+        }
+    }
+
+    /// Brings the cache to the node's best chain. Walks back from the tip
+    /// until it meets a header it already holds, so a reorg replaces exactly
+    /// the blocks that changed. Returns whether the tip moved.
+    pub fn refresh<N: BitcoinNode>(&self, node: &N) -> Result<bool, NodeError> {
+        let tip = node.best_block_hash()?;
+        if self.read().tip == Some(tip) {
+            return Ok(false);
+        }
+        let Some(status) = node.block_status(&tip)? else {
+            return Ok(false);
+        };
+        let mut fresh = Vec::new();
+        let (mut hash, mut height) = (tip, status.height);
+        let lowest = status.height.saturating_sub(self.depth - 1);
+        loop {
+            if self
+                .read()
+                .by_height
+                .get(&height)
+                .is_some_and(|(h, _)| *h == hash)
+            {
+                break;
+            }
+            let header = node.header(&hash)?;
+            fresh.push((height, hash, header));
+            if height <= lowest || height == 0 {
+                break;
+            }
+            hash = header.prev_blockhash;
+            height -= 1;
+        }
+        let mut chain = self.chain.write().unwrap_or_else(|p| p.into_inner());
+        chain
+            .by_height
+            .retain(|h, _| *h <= status.height && *h >= lowest);
+        for (height, hash, header) in fresh {
+            chain.by_height.insert(height, (hash, header));
+        }
+        chain.tip = Some(tip);
+        chain.tip_height = status.height;
+        Ok(true)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, CachedChain> {
+        self.chain.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// [`complete_proof`] from the cache; `None` when the cache does not
+    /// reach the anchor block (the caller asks the node instead).
+    pub fn complete(&self, mut proof: Proof, max_headers: u32) -> Option<Proof> {
+        let Some(anchor) = proof.anchor.as_mut() else {
+            return Some(proof);
+        };
+        let chain = self.read();
+        chain.tip?;
+        let (hash, _) = chain.by_height.get(&anchor.block.height)?;
+        if *hash != anchor.block.hash {
+            proof.anchor = None;
+            return Some(proof);
+        }
+        let last = chain
+            .tip_height
+            .min(anchor.block.height.saturating_add(max_headers));
+        anchor.headers_after = (anchor.block.height + 1..=last)
+            .filter_map(|h| chain.by_height.get(&h))
+            .map(|(hash, header)| HeaderEvidence {
+                hash: *hash,
+                header: HexBytes(serialize(header)),
+            })
+            .collect();
+        Some(proof)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::anchor::{AnchorConfig, Anchorer};
+    use crate::fake::FakeNode;
+    use aggregator::clock::FixedClock;
+    use aggregator::types::RawDigest;
+    use aggregator::{AnchorNetwork, Record, Store};
+    use std::sync::Arc;
+
+    #[test]
+    fn cached_completion_matches_the_node_and_follows_reorgs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            Store::open(dir.path().join("s.redb"), Arc::new(FixedClock::new(0))).expect("store");
+        let r = Record::Digest {
+            digest: RawDigest([3; 32]),
+        };
+        let id = aggregator::leaf::leaf_hash(&r);
+        store.submit(&[(id, r)]).expect("stored");
+        let fake = Arc::new(FakeNode::new());
+        let mut a = Anchorer::new(
+            store.clone(),
+            fake.clone(),
+            AnchorConfig::new(AnchorNetwork::Regtest),
+            Arc::new(FixedClock::new(0)),
+        );
+        a.step().expect("anchors");
+        fake.mine(3);
+        a.step().expect("mined");
+        let proof = store.proof(&id).expect("query").expect("sealed");
+        assert!(proof.anchor.is_some());
+
+        let cache = TipCache::new(100);
+        assert!(cache.refresh(&fake).expect("refresh"));
+        assert!(
+            !cache.refresh(&fake).expect("refresh"),
+            "unchanged tip: nothing to do"
+        );
+        let from_node = complete_proof(&fake, proof.clone(), 10).expect("node");
+        assert_eq!(cache.complete(proof.clone(), 10), Some(from_node.clone()));
+        assert_eq!(
+            from_node.anchor.as_ref().map(|a| a.headers_after.len()),
+            Some(2)
+        );
+
+        let shallow = TipCache::new(1);
+        shallow.refresh(&fake).expect("refresh");
+        assert_eq!(
+            shallow.complete(proof.clone(), 10),
+            None,
+            "anchor below the cached window"
+        );
+
+        fake.reorg(3, 4);
+        assert!(cache.refresh(&fake).expect("refresh"));
+        let after = cache.complete(proof.clone(), 10).expect("covered");
+        assert!(after.anchor.is_none(), "never served from a stale block");
+        assert_eq!(Some(after), complete_proof(&fake, proof, 10).ok());
+    }
+}
