@@ -140,13 +140,7 @@ impl RegtestNode {
                 "-txindex=1",
                 "-fallbackfee=0.0001",
             ])
-            .args([
-                "-keypool=10",
-                "-vbparams=mweb:-2:-2",
-                "-mempoolreplacement=1",
-                "-rpcserialversion=1",
-            ])
-            .args(["-printtoconsole=0"])
+            .args(["-keypool=10", "-printtoconsole=0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());

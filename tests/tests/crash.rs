@@ -62,7 +62,18 @@ fn child_submitter() {
     }
 }
 
-fn spawn_child(node: &RegtestNode, store: &std::path::Path, kill_after: u32) -> Result<Child> {
+/// A submitter process, killed (SIGKILL) on drop if still running, so that a
+/// failing test never leaves one behind.
+struct Submitter(Child);
+
+impl Drop for Submitter {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_child(node: &RegtestNode, store: &std::path::Path, kill_after: u32) -> Result<Submitter> {
     let (user, pass) = node.credentials();
     Ok(Command::new(std::env::current_exe()?)
         .args([
@@ -81,10 +92,11 @@ fn spawn_child(node: &RegtestNode, store: &std::path::Path, kill_after: u32) -> 
         .env("BTCTS_CHILD_KILL_AFTER", kill_after.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()?)
+        .spawn()
+        .map(Submitter)?)
 }
 
-fn killed_by_sigkill(child: &mut Child, within: Duration) -> Result<bool> {
+fn killed_by_sigkill(Submitter(child): &mut Submitter, within: Duration) -> Result<bool> {
     use std::os::unix::process::ExitStatusExt;
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
@@ -167,8 +179,8 @@ fn litecoind_kill_9_never_anchors_a_batch_twice() -> Result<()> {
         std::thread::sleep(Duration::from_millis(150 + jitter));
         node.mine(1)?;
         std::thread::sleep(Duration::from_millis(50 + jitter));
-        child.kill()?; // SIGKILL
-        child.wait()?;
+        child.0.kill()?; // SIGKILL
+        child.0.wait()?;
     }
 
     // 4. A last restart runs until everything is anchored and mined.
