@@ -31,7 +31,7 @@ pub struct Config {
     /// Batching policy.
     pub batching: BatchingSection,
     /// Fee policy (sat/vB).
-    pub fees: FeesSection,
+    pub fees: FeePolicy,
     /// Request limits.
     pub limits: LimitsSection,
     /// Credentials (SHA-256 hashes of bearer tokens only).
@@ -64,24 +64,6 @@ pub struct BatchingSection {
     pub max_records_per_batch: u64,
     /// Anchors allowed to wait for their first confirmation at once.
     pub max_unconfirmed: usize,
-}
-
-/// `[fees]`, all sat/vB.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FeesSection {
-    /// `estimatesmartfee` target in blocks.
-    pub conf_target: u16,
-    /// Rate used when the node has no estimate.
-    pub fallback: u64,
-    /// Lowest rate paid.
-    pub floor: u64,
-    /// Highest rate paid.
-    pub cap: u64,
-    /// A replacement pays at least this percentage of the previous rate.
-    pub bump_percent: u64,
-    /// … and at least this much more.
-    pub min_bump: u64,
 }
 
 /// `[limits]`.
@@ -124,7 +106,7 @@ impl Default for Config {
             confirmations: 6,
             node: NodeSection::default(),
             batching: BatchingSection::default(),
-            fees: FeesSection::default(),
+            fees: FeePolicy::default(),
             limits: LimitsSection::default(),
             auth: AuthSection::default(),
         }
@@ -149,20 +131,6 @@ impl Default for BatchingSection {
         BatchingSection {
             max_records_per_batch: 100_000,
             max_unconfirmed: 1,
-        }
-    }
-}
-
-impl Default for FeesSection {
-    fn default() -> Self {
-        let f = FeePolicy::default();
-        FeesSection {
-            conf_target: f.conf_target,
-            fallback: f.fallback,
-            floor: f.floor,
-            cap: f.cap,
-            bump_percent: f.bump_percent,
-            min_bump: f.min_bump,
         }
     }
 }
@@ -283,14 +251,7 @@ impl Config {
             self.node.url.trim_end_matches('/'),
             self.node.wallet
         );
-        let fees = FeePolicy {
-            conf_target: self.fees.conf_target,
-            fallback: self.fees.fallback,
-            floor: self.fees.floor,
-            cap: self.fees.cap,
-            bump_percent: self.fees.bump_percent,
-            min_bump: self.fees.min_bump,
-        };
+        let fees = self.fees;
         fees.validate().map_err(|e| invalid("fees", e))?;
         let l = &self.limits;
         for (key, v) in [

@@ -1,8 +1,10 @@
 //! Fee policy: what an anchor pays first, and how much more each replacement
 //! pays, always between a floor and a cap (sat/vB).
 
-/// The fee policy. All rates in sat/vB.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The fee policy. All rates in sat/vB. It is also the `[fees]` section of
+/// the configuration file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct FeePolicy {
     /// Confirmation target handed to `estimatesmartfee`, in blocks.
     pub conf_target: u16,
