@@ -43,6 +43,21 @@ struct SubmitAck {
     conflict: bool,
 }
 
+/// A request allowed to read: extracting it checks the read credential.
+pub(crate) struct Reader;
+
+impl axum::extract::FromRequestParts<Arc<AppState>> for Reader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        state.credentials.check_read(&parts.headers)?;
+        Ok(Reader)
+    }
+}
+
 pub(crate) fn parse_chain(raw: &str) -> Result<ChainId, ApiError> {
     ChainId::new(raw).map_err(|e| ApiError::bad_request("invalid_chain_id", e.to_string()))
 }
@@ -168,9 +183,8 @@ fn anchor_json(anchor: &AnchorRecord) -> Value {
 pub(crate) async fn get_record(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    _reader: Reader,
 ) -> Result<Json<Value>, ApiError> {
-    state.credentials.check_read(&headers)?;
     let id = parse_id(&id)?;
     let (status, stored, anchor) = record_status(&state, &id)?;
     let stored =
@@ -192,9 +206,8 @@ pub(crate) async fn get_record(
 pub(crate) async fn get_proof(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    _reader: Reader,
 ) -> Result<Json<aggregator::Proof>, ApiError> {
-    state.credentials.check_read(&headers)?;
     let id = parse_id(&id)?;
     let Some(proof) = state.store.proof(&id)? else {
         return match state.store.record(&id)? {
@@ -237,9 +250,8 @@ pub(crate) async fn get_proof(
 pub(crate) async fn chain_status(
     State(state): State<Arc<AppState>>,
     Path(chain): Path<String>,
-    headers: HeaderMap,
+    _reader: Reader,
 ) -> Result<Json<Value>, ApiError> {
-    state.credentials.check_read(&headers)?;
     let chain = parse_chain(&chain)?;
     let latest_submitted = state.store.latest_height(&chain)?;
     let anchored = state.store.latest_timestamped(&chain, 1, SCAN_HEIGHTS)?;
@@ -274,9 +286,8 @@ const SCAN_HEIGHTS: usize = 100_000;
 pub(crate) async fn blocks_at(
     State(state): State<Arc<AppState>>,
     Path((chain, height)): Path<(String, String)>,
-    headers: HeaderMap,
+    _reader: Reader,
 ) -> Result<Json<Value>, ApiError> {
-    state.credentials.check_read(&headers)?;
     let chain = parse_chain(&chain)?;
     let height: Height = height.parse().map_err(|_| {
         ApiError::bad_request("invalid_height", "height must be a non-negative integer")
@@ -294,9 +305,8 @@ pub(crate) async fn blocks_at(
 pub(crate) async fn conflicts(
     State(state): State<Arc<AppState>>,
     Path(chain): Path<String>,
-    headers: HeaderMap,
+    _reader: Reader,
 ) -> Result<Json<Value>, ApiError> {
-    state.credentials.check_read(&headers)?;
     let chain = parse_chain(&chain)?;
     let list: Vec<Value> = state
         .store
@@ -310,9 +320,8 @@ pub(crate) async fn conflicts(
 pub(crate) async fn batch(
     State(state): State<Arc<AppState>>,
     Path(seq): Path<String>,
-    headers: HeaderMap,
+    _reader: Reader,
 ) -> Result<Json<Value>, ApiError> {
-    state.credentials.check_read(&headers)?;
     let seq = BatchSeq(seq.parse().map_err(|_| {
         ApiError::bad_request(
             "invalid_batch",
