@@ -191,8 +191,8 @@ async fn guard(
         return ApiError::too_large(format!("request body over {} bytes", limits.max_body_bytes))
             .into_response();
     }
-    if in_flight.fetch_add(1, Ordering::SeqCst) >= limits.max_concurrent_requests as u64 {
-        in_flight.fetch_sub(1, Ordering::SeqCst);
+    let slot = InFlight::take(&in_flight, limits.max_concurrent_requests as u64);
+    if slot.is_none() {
         return ApiError::unavailable("overloaded", "too many requests in flight").into_response();
     }
     let timeout = Duration::from_millis(limits.request_timeout_ms);
@@ -200,13 +200,33 @@ async fn guard(
         Ok(r) => r,
         Err(_) => ApiError::unavailable("timeout", "the request took too long").into_response(),
     };
-    in_flight.fetch_sub(1, Ordering::SeqCst);
+    drop(slot);
     // axum's own body-limit rejection is plain text: give it the JSON form.
     if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json(&response) {
         return ApiError::too_large(format!("request body over {} bytes", limits.max_body_bytes))
             .into_response();
     }
     response
+}
+
+/// One of the `max_concurrent_requests` slots, given back on drop (also when
+/// the request future is cancelled).
+struct InFlight(Arc<AtomicU64>);
+
+impl InFlight {
+    fn take(counter: &Arc<AtomicU64>, max: u64) -> Option<InFlight> {
+        if counter.fetch_add(1, Ordering::SeqCst) >= max {
+            counter.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(InFlight(counter.clone()))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn is_json(r: &Response) -> bool {
