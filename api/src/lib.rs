@@ -158,13 +158,23 @@ pub fn load_settings(args: &ServeArgs) -> anyhow::Result<config::Settings> {
 
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = load_settings(args)?;
+    let (runtime, metrics) = daemon_runtime()?;
+    runtime.block_on(server::serve(settings, metrics, shutdown_signal()))
+}
+
+/// The runtime a daemon runs on, and the Prometheus recorder its `/metrics`
+/// renders (`None` if a recorder was already installed in this process).
+pub(crate) fn daemon_runtime() -> std::io::Result<(
+    tokio::runtime::Runtime,
+    Option<metrics_exporter_prometheus::PrometheusHandle>,
+)> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(server::serve(settings, metrics, shutdown_signal()))
+    Ok((runtime, metrics))
 }
 
 /// Resolves on SIGINT or SIGTERM.

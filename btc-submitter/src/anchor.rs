@@ -528,4 +528,4 @@ impl<N: BitcoinNode + 'static> Anchorer<N> {
 
 #[cfg(test)]
 #[path = "anchor_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -7,16 +7,20 @@ use aggregator::types::RawDigest;
 use aggregator::{BatchSeq, Record};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-fn store(dir: &tempfile::TempDir) -> Store {
+/// A store in `dir` holding one pending digest record; returns its id too.
+pub(crate) fn store_with_one_record(dir: &tempfile::TempDir) -> (Store, aggregator::LeafHash) {
     let store =
         Store::open(dir.path().join("s.redb"), Arc::new(FixedClock::new(0))).expect("store");
     let r = Record::Digest {
         digest: RawDigest([1; 32]),
     };
-    store
-        .submit(&[(aggregator::leaf::leaf_hash(&r), r)])
-        .expect("stored");
-    store
+    let id = aggregator::leaf::leaf_hash(&r);
+    store.submit(&[(id, r)]).expect("stored");
+    (store, id)
+}
+
+fn store(dir: &tempfile::TempDir) -> Store {
+    store_with_one_record(dir).0
 }
 
 #[tokio::test(start_paused = true)]

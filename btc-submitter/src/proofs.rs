@@ -145,20 +145,13 @@ mod tests {
     use crate::anchor::{AnchorConfig, Anchorer};
     use crate::fake::FakeNode;
     use aggregator::clock::FixedClock;
-    use aggregator::types::RawDigest;
-    use aggregator::{AnchorNetwork, Record, Store};
+    use aggregator::AnchorNetwork;
     use std::sync::Arc;
 
     #[test]
     fn cached_completion_matches_the_node_and_follows_reorgs() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store =
-            Store::open(dir.path().join("s.redb"), Arc::new(FixedClock::new(0))).expect("store");
-        let r = Record::Digest {
-            digest: RawDigest([3; 32]),
-        };
-        let id = aggregator::leaf::leaf_hash(&r);
-        store.submit(&[(id, r)]).expect("stored");
+        let (store, id) = crate::anchor::tests::store_with_one_record(&dir);
         let fake = Arc::new(FakeNode::new());
         let mut a = Anchorer::new(
             store.clone(),
