@@ -8,6 +8,7 @@ pub mod clock;
 pub mod ingest;
 pub mod leaf;
 pub mod merkle;
+pub mod ots;
 pub mod pages;
 pub mod payload;
 pub mod proof;

@@ -242,3 +242,28 @@ proptest! {
         prop_assert!(rejected(&mutate(&doc, site)), "accepted after mutating {:?}", site);
     }
 }
+
+/// The `.ots` export of each golden proof, pinned byte for byte next to it
+/// (`BTCTS_WRITE_GOLDEN=1` rewrites them). The integration tests check these
+/// same bytes with the stock OpenTimestamps library.
+#[test]
+fn golden_ots_exports_are_pinned() {
+    for name in FILES {
+        let proof = Proof::from_json(&read(name)).expect("parses");
+        let bytes = aggregator::ots::detached_of(&proof, None)
+            .and_then(|f| f.to_bytes())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let ots_name = name.replace(".json", ".ots");
+        let path = format!("{}/tests/data/{ots_name}", env!("CARGO_MANIFEST_DIR"));
+        if std::env::var_os("BTCTS_WRITE_GOLDEN").is_some() {
+            std::fs::write(&path, &bytes).unwrap_or_else(|e| panic!("{path}: {e}"));
+        }
+        let stored = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(
+            stored, bytes,
+            "{ots_name}: the .ots export changed; it is a format contract"
+        );
+        let parsed = aggregator::ots::DetachedTimestamp::from_bytes(&stored).expect("parses");
+        assert_eq!(&parsed.digest, proof.leaf.hash.as_bytes());
+    }
+}
