@@ -49,6 +49,8 @@ pub struct Credentials {
     pub read: Option<TokenHash>,
     /// Tokens allowed to submit for each chain.
     pub chains: BTreeMap<ChainId, Vec<TokenHash>>,
+    /// The calendar token; the calendar routes are open when unset.
+    pub calendar: Option<TokenHash>,
 }
 
 /// The bearer token of a request, hashed, if it carries one.
@@ -96,6 +98,20 @@ impl Credentials {
             Some(t) if t == read || Some(t) == self.admin => Ok(()),
             Some(_) => Err(ApiError::forbidden("this token may not read")),
             None => Err(ApiError::unauthorized("a read token is required")),
+        }
+    }
+}
+
+impl Credentials {
+    /// Whether the request may use the OpenTimestamps calendar routes.
+    pub fn check_calendar(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(calendar) = self.calendar else {
+            return Ok(());
+        };
+        match bearer(headers)? {
+            Some(t) if t == calendar || Some(t) == self.admin => Ok(()),
+            Some(_) => Err(ApiError::forbidden("this token may not use the calendar")),
+            None => Err(ApiError::unauthorized("a calendar token is required")),
         }
     }
 }

@@ -36,6 +36,38 @@ pub struct Config {
     pub limits: LimitsSection,
     /// Credentials (SHA-256 hashes of bearer tokens only).
     pub auth: AuthSection,
+    /// The OpenTimestamps calendar and `.ots` export.
+    pub opentimestamps: OtsSection,
+}
+
+/// `[opentimestamps]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtsSection {
+    /// Serve the calendar protocol (`POST /digest`, `GET /timestamp/{commitment}`).
+    pub calendar: bool,
+    /// The base URL clients reach this server at, written into pending
+    /// attestations. Default: `http://` and the address the server listens on.
+    pub public_url: Option<String>,
+}
+
+impl Default for OtsSection {
+    fn default() -> Self {
+        OtsSection {
+            calendar: true,
+            public_url: None,
+        }
+    }
+}
+
+/// Validated `[opentimestamps]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtsSettings {
+    /// Whether the calendar routes are served.
+    pub calendar: bool,
+    /// The configured public URL, if any: a bare origin without a final `/`,
+    /// a URL with a path (behind a proxy) with one.
+    pub public_url: Option<String>,
 }
 
 /// `[node]`.
@@ -92,6 +124,9 @@ pub struct AuthSection {
     pub admin_token_sha256: Option<String>,
     /// SHA-256 (hex) of a token required for reads; reads are public without it.
     pub read_token_sha256: Option<String>,
+    /// SHA-256 (hex) of a token the calendar routes require; open without it
+    /// (like public OpenTimestamps calendars).
+    pub calendar_token_sha256: Option<String>,
     /// Chain id → SHA-256 (hex) of each token allowed to submit for it.
     pub chains: BTreeMap<String, Vec<String>>,
 }
@@ -109,6 +144,7 @@ impl Default for Config {
             fees: FeePolicy::default(),
             limits: LimitsSection::default(),
             auth: AuthSection::default(),
+            opentimestamps: OtsSection::default(),
         }
     }
 }
@@ -180,7 +216,14 @@ fn invalid(key: &str, reason: impl std::fmt::Display) -> ConfigError {
 }
 
 /// The sections a `BTCTS_<SECTION>_<KEY>` variable may address.
-const SECTIONS: [&str; 5] = ["node", "batching", "fees", "limits", "auth"];
+const SECTIONS: [&str; 6] = [
+    "node",
+    "batching",
+    "fees",
+    "limits",
+    "auth",
+    "opentimestamps",
+];
 
 impl Config {
     /// Reads `path` (if given), then applies `BTCTS_*` variables from `env`.
@@ -279,7 +322,18 @@ impl Config {
         anchor.max_unconfirmed = self.batching.max_unconfirmed;
         anchor.fees = fees;
         anchor.poll = Duration::from_millis(self.node.poll_ms);
+        let ots = OtsSettings {
+            calendar: self.opentimestamps.calendar,
+            public_url: self
+                .opentimestamps
+                .public_url
+                .as_deref()
+                .filter(|u| !u.is_empty())
+                .map(check_public_url)
+                .transpose()?,
+        };
         Ok(Settings {
+            ots,
             listen,
             data_dir: self.data_dir.clone(),
             rpc: RpcConfig { url, auth },
@@ -314,8 +368,32 @@ impl Config {
                 .as_deref()
                 .map(|h| hash("auth.read_token_sha256", h))
                 .transpose()?,
+            calendar: self
+                .auth
+                .calendar_token_sha256
+                .as_deref()
+                .map(|h| hash("auth.calendar_token_sha256", h))
+                .transpose()?,
             chains,
         })
+    }
+}
+
+/// A calendar URL OpenTimestamps clients accept in a pending attestation.
+fn check_public_url(url: &str) -> Result<String, ConfigError> {
+    let key = "opentimestamps.public_url";
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(invalid(key, "must start with http:// or https://"));
+    }
+    aggregator::ots::check_uri(url.as_bytes()).map_err(|e| invalid(key, e))?;
+    // Clients resolve `digest` and `timestamp/…` against this URL (RFC 3986
+    // joining): a bare origin needs no slash, a path prefix needs a final one.
+    let after_scheme = url.split_once("://").map_or("", |(_, rest)| rest);
+    let has_path = after_scheme.trim_end_matches('/').contains('/');
+    if has_path {
+        Ok(format!("{}/", url.trim_end_matches('/')))
+    } else {
+        Ok(url.trim_end_matches('/').to_owned())
     }
 }
 
@@ -372,6 +450,8 @@ pub struct Settings {
     pub limits: LimitsSection,
     /// Credentials.
     pub credentials: Credentials,
+    /// OpenTimestamps.
+    pub ots: OtsSettings,
 }
 
 /// `btcts config example`: a commented configuration with every key.
@@ -417,6 +497,35 @@ mod tests {
         assert_eq!(s.listen.port(), 9999);
         assert_eq!(s.limits.max_body_bytes, 2048);
         assert_eq!(s.anchor.confirmations, 3);
+        assert_eq!(
+            s.ots,
+            OtsSettings {
+                calendar: true,
+                public_url: None
+            }
+        );
+        let s = Config::load(
+            None,
+            env(&[
+                ("BTCTS_NODE_USER", "u"),
+                ("BTCTS_NODE_PASSWORD", "p"),
+                ("BTCTS_OPENTIMESTAMPS_CALENDAR", "false"),
+                (
+                    "BTCTS_OPENTIMESTAMPS_PUBLIC_URL",
+                    "https://ots.example.org/btcts",
+                ),
+            ]),
+        )
+        .expect("loads")
+        .validate()
+        .expect("valid");
+        assert_eq!(
+            s.ots,
+            OtsSettings {
+                calendar: false,
+                public_url: Some("https://ots.example.org/btcts/".into())
+            }
+        );
     }
 
     #[test]
@@ -459,6 +568,21 @@ mod tests {
             ("BTCTS_LISTEN", "nowhere", "listen"),
             ("BTCTS_LIMITS_MAX_BODY_BYTES", "0", "limits.max_body_bytes"),
             ("BTCTS_FEES_FLOOR", "500", "fees"),
+            (
+                "BTCTS_OPENTIMESTAMPS_PUBLIC_URL",
+                "http://user@host:8080",
+                "opentimestamps.public_url",
+            ),
+            (
+                "BTCTS_OPENTIMESTAMPS_PUBLIC_URL",
+                "ftp://host",
+                "opentimestamps.public_url",
+            ),
+            (
+                "BTCTS_AUTH_CALENDAR_TOKEN_SHA256",
+                "abc",
+                "auth.calendar_token_sha256",
+            ),
         ] {
             let mut e = env(&base);
             e.push((k.into(), v.into()));

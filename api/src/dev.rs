@@ -62,6 +62,10 @@ pub fn run(args: &DevArgs, out: &mut impl Write) -> anyhow::Result<()> {
         // BTCTS_LIMITS_* variables apply, as for `btcts serve`.
         limits: Config::load(None, std::env::vars())?.limits,
         credentials,
+        ots: crate::config::OtsSettings {
+            calendar: true,
+            public_url: None,
+        },
     };
     banner(out, args, kind, &token)?;
     out.flush()?;
@@ -132,6 +136,13 @@ Fetch the proof and verify it offline:
 
   cargo run -q -p btcts -- proof <id> --url {url} -o proof.json
   cargo run -q -p btcts -- verify proof.json
+
+The same proof as an OpenTimestamps file, and btcts as the calendar of the
+stock client (pip install opentimestamps-client):
+
+  curl -s '{url}/v1/records/<id>/proof?format=ots' -o record.ots
+  ots stamp -c {url} -m 1 FILE
+  ots -l {url} upgrade FILE.ots          # once the batch is {k} blocks deep
 
 Ctrl-C stops everything and removes the node and its data.
 "#,

@@ -2,6 +2,7 @@
 //! sets up logging and metrics and calls [`run`].
 
 pub mod auth;
+mod calendar;
 pub mod config;
 mod dev;
 pub mod error;

@@ -9,9 +9,10 @@ use aggregator::{
     StoredRecord,
 };
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -203,18 +204,105 @@ pub(crate) async fn get_record(
     })))
 }
 
+/// `GET /v1/records/{id}/proof` query.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ProofQuery {
+    format: Option<String>,
+}
+
 pub(crate) async fn get_proof(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
+    query: Result<Query<ProofQuery>, QueryRejection>,
     _reader: Reader,
-) -> Result<Json<aggregator::Proof>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let Some(proof) = state.store.proof(&id)? else {
-        return match state.store.record(&id)? {
-            Some(_) => Err(ApiError::not_found(
+    let format = query
+        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?
+        .0
+        .format;
+    match format.as_deref().unwrap_or("json") {
+        "json" => match current_proof(&state, &id).await? {
+            Some(proof) => Ok(Json(proof).into_response()),
+            None => Err(ApiError::not_found(
                 "not_batched_yet",
                 format!("record {id} is pending; its proof exists once it is sealed into a batch"),
             )),
+        },
+        "ots" => ots_export(&state, &id).await,
+        "leaf" => {
+            let stored = state.store.record(&id)?.ok_or_else(|| {
+                ApiError::not_found("record_not_found", format!("no record {id}"))
+            })?;
+            Ok(download(
+                "application/octet-stream",
+                &format!("{id}.leaf"),
+                aggregator::leaf::encode(&stored.record),
+            ))
+        }
+        other => Err(ApiError::bad_request(
+            "invalid_format",
+            format!("format must be json, ots or leaf, not {other:?}"),
+        )),
+    }
+}
+
+/// The `.ots` file of record `id`: to the Bitcoin attestation once its
+/// batch is in a best-chain block, else a pending attestation at this
+/// server's calendar.
+async fn ots_export(state: &Arc<AppState>, id: &LeafHash) -> Result<Response, ApiError> {
+    let proof = current_proof(state, id).await?;
+    let file = match proof {
+        Some(p) if p.anchor.is_some() => aggregator::ots::detached_of(&p, None),
+        _ if state.ots.calendar => Ok(aggregator::ots::DetachedTimestamp {
+            digest: *id.as_bytes(),
+            timestamp: aggregator::ots::Timestamp::chain(
+                Vec::new(),
+                aggregator::ots::Attestation::pending(&state.ots.public_url)
+                    .map_err(ApiError::internal)?,
+            ),
+        }),
+        _ => {
+            return Err(ApiError::not_found(
+                "not_anchored_yet",
+                format!("record {id} is not anchored yet and this server runs no calendar to point a pending .ots at"),
+            ))
+        }
+    };
+    let bytes = file
+        .and_then(|f| f.to_bytes())
+        .map_err(|e| ApiError::unprocessable("ots_unrepresentable", e.to_string()))?;
+    metrics::counter!("btcts_ots_exports_total").increment(1);
+    Ok(download(
+        aggregator::ots::MEDIA_TYPE,
+        &format!("{id}.ots"),
+        bytes,
+    ))
+}
+
+/// A binary download.
+pub(crate) fn download(content_type: &'static str, filename: &str, bytes: Vec<u8>) -> Response {
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+/// Record `id`'s proof completed against the best chain (its anchor removed
+/// if the block left it); `None` while the record waits for a batch.
+pub(crate) async fn current_proof(
+    state: &Arc<AppState>,
+    id: &LeafHash,
+) -> Result<Option<aggregator::Proof>, ApiError> {
+    let Some(proof) = state.store.proof(id)? else {
+        return match state.store.record(id)? {
+            Some(_) => Ok(None),
             None => Err(ApiError::not_found(
                 "record_not_found",
                 format!("no record {id}"),
@@ -222,7 +310,7 @@ pub(crate) async fn get_proof(
         };
     };
     if proof.anchor.is_none() {
-        return Ok(Json(proof));
+        return Ok(Some(proof));
     }
     let headers_max = state.confirmations.max(1) * 2;
     if let Some(done) = state
@@ -230,7 +318,7 @@ pub(crate) async fn get_proof(
         .as_ref()
         .and_then(|t| t.complete(proof.clone(), headers_max))
     {
-        return Ok(Json(done));
+        return Ok(Some(done));
     }
     let node = state.node.clone();
     let completed = tokio::task::spawn_blocking(move || {
@@ -239,7 +327,7 @@ pub(crate) async fn get_proof(
     .await
     .map_err(ApiError::internal)?;
     match completed {
-        Ok(p) => Ok(Json(p)),
+        Ok(p) => Ok(Some(p)),
         Err(e) => Err(ApiError::unavailable(
             "node_unavailable",
             format!("cannot check the anchor block against the node: {e}"),

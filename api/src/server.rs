@@ -24,7 +24,7 @@ use tracing::{info, info_span, warn, Instrument};
 use crate::auth::Credentials;
 use crate::config::{LimitsSection, Settings};
 use crate::error::ApiError;
-use crate::routes;
+use crate::{calendar, routes};
 
 /// What every handler shares.
 pub struct AppState {
@@ -46,6 +46,17 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// Recent best-chain headers, when a refresher keeps them current.
     pub tips: Option<Arc<btc_submitter::TipCache>>,
+    /// OpenTimestamps: whether the calendar is served, and its public URL.
+    pub ots: OtsState,
+}
+
+/// The OpenTimestamps part of [`AppState`].
+#[derive(Debug, Clone)]
+pub struct OtsState {
+    /// Whether `POST /digest` and `GET /timestamp/{commitment}` are served.
+    pub calendar: bool,
+    /// The calendar URL pending attestations point at.
+    pub public_url: String,
 }
 
 impl std::fmt::Debug for AppState {
@@ -84,7 +95,7 @@ impl KeyExtractor for TokenOrAddress {
 }
 
 /// Every route the router serves: the OpenAPI test holds the spec to this list.
-pub const ROUTES: [(&str, &str); 11] = [
+pub const ROUTES: [(&str, &str); 13] = [
     ("post", "/v1/chains/{chain_id}/blocks"),
     ("get", "/v1/chains/{chain_id}/blocks/{height}"),
     ("get", "/v1/chains/{chain_id}/status"),
@@ -92,6 +103,8 @@ pub const ROUTES: [(&str, &str); 11] = [
     ("get", "/v1/records/{id}"),
     ("get", "/v1/records/{id}/proof"),
     ("get", "/v1/batches/{seq}"),
+    ("post", "/digest"),
+    ("get", "/timestamp/{commitment}"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -112,6 +125,12 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/records/{id}", get(routes::get_record))
         .route("/v1/records/{id}/proof", get(routes::get_proof))
         .route("/v1/batches/{seq}", get(routes::batch));
+    let v1 = if state.ots.calendar {
+        v1.route("/digest", post(calendar::digest))
+            .route("/timestamp/{commitment}", get(calendar::timestamp))
+    } else {
+        v1
+    };
     let period = Duration::from_nanos(1_000_000_000 / u64::from(limits.rate_per_second.max(1)));
     let governor = GovernorConfigBuilder::default()
         .period(period)
@@ -342,6 +361,21 @@ pub async fn serve(
     let anchoring = tokio::spawn(anchorer.run(stop_rx.clone()));
     let tips = Arc::new(btc_submitter::TipCache::new(TIP_CACHE_DEPTH));
     let refresher = tokio::spawn(follow_tip(tips.clone(), node.clone(), poll, stop_rx));
+    let listener = tokio::net::TcpListener::bind(settings.listen).await?;
+    let local = listener.local_addr()?;
+    let ots = OtsState {
+        calendar: settings.ots.calendar,
+        public_url: match &settings.ots.public_url {
+            Some(url) => url.clone(),
+            None => {
+                if local.ip().is_unspecified() {
+                    warn!("listening on {local} without opentimestamps.public_url: pending .ots files will point at an address clients cannot reach");
+                }
+                format!("http://{local}")
+            }
+        },
+    };
+    info!(listen = %local, network = %settings.anchor.network, calendar = %ots.public_url, "btcts serving");
     let state = Arc::new(AppState {
         store,
         ingestor,
@@ -352,9 +386,8 @@ pub async fn serve(
         network: settings.anchor.network,
         metrics,
         tips: Some(tips),
+        ots,
     });
-    let listener = tokio::net::TcpListener::bind(settings.listen).await?;
-    info!(listen = %listener.local_addr()?, network = %settings.anchor.network, "btcts serving");
     let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)

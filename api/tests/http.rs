@@ -11,10 +11,13 @@ use btc_submitter::fake::FakeNode;
 use btc_submitter::{AnchorConfig, Anchorer};
 use btcts_api::auth::{Credentials, TokenHash};
 use btcts_api::config::Config;
-use btcts_api::server::{app, AppState, OPENAPI, ROUTES};
+use btcts_api::server::{app, AppState, OtsState, OPENAPI, ROUTES};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
+
+/// The public URL the harness's calendar writes into pending attestations.
+const CALENDAR: &str = "http://127.0.0.1:8080";
 
 struct Harness {
     _dir: tempfile::TempDir,
@@ -24,6 +27,13 @@ struct Harness {
 }
 
 fn harness(tweak: impl FnOnce(&mut btcts_api::config::LimitsSection)) -> Harness {
+    harness_with(tweak, |_| {})
+}
+
+fn harness_with(
+    tweak: impl FnOnce(&mut btcts_api::config::LimitsSection),
+    tweak_credentials: impl FnOnce(&mut Credentials),
+) -> Harness {
     let dir = tempfile::tempdir().expect("tempdir");
     let store =
         Store::open(dir.path().join("s.redb"), Arc::new(FixedClock::new(1))).expect("store");
@@ -43,6 +53,7 @@ fn harness(tweak: impl FnOnce(&mut btcts_api::config::LimitsSection)) -> Harness
         vec![TokenHash::of("token-b")],
     );
     credentials.admin = Some(TokenHash::of("admin"));
+    tweak_credentials(&mut credentials);
     let state = Arc::new(AppState {
         store: store.clone(),
         ingestor,
@@ -53,6 +64,10 @@ fn harness(tweak: impl FnOnce(&mut btcts_api::config::LimitsSection)) -> Harness
         network: aggregator::AnchorNetwork::Regtest,
         metrics: None,
         tips: None,
+        ots: OtsState {
+            calendar: true,
+            public_url: CALENDAR.into(),
+        },
     });
     Harness {
         _dir: dir,
@@ -495,4 +510,296 @@ async fn the_served_spec_is_the_file_and_lists_every_route() {
         assert_ne!(body["code"], "no_such_route", "{method} {path}");
         assert_ne!(body["code"], "method_not_allowed", "{method} {path}");
     }
+}
+
+/// A request with a raw body: status, content type and body bytes.
+async fn call_raw(
+    h: &Harness,
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    body: Vec<u8>,
+) -> (StatusCode, String, Vec<u8>) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let response = app(h.state.clone())
+        .oneshot(req.body(Body::from(body)).expect("request"))
+        .await
+        .expect("response");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, content_type, bytes.to_vec())
+}
+
+/// Anchors everything pending and mines until the anchor is `depth` deep.
+fn anchor_to_depth(h: &Harness, depth: u32) {
+    let mut config = AnchorConfig::new(aggregator::AnchorNetwork::Regtest);
+    config.confirmations = 2;
+    let mut anchorer = Anchorer::new(
+        h.store.clone(),
+        h.fake.clone(),
+        config,
+        Arc::new(FixedClock::new(1)),
+    );
+    anchorer.step().expect("anchors");
+    for _ in 0..depth {
+        h.fake.mine(1);
+        anchorer.step().expect("reconciles");
+    }
+}
+
+#[tokio::test]
+async fn the_calendar_takes_a_digest_and_upgrades_it_once_deep_enough() {
+    use aggregator::ots::{Attestation, Timestamp};
+    let h = harness(|_| {});
+    let digest = [0x5au8; 32];
+    let (status, content_type, body) =
+        call_raw(&h, Method::POST, "/digest", None, digest.to_vec()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, aggregator::ots::MEDIA_TYPE);
+    let pending = Timestamp::from_bytes(&body).expect("a timestamp");
+    let atts = pending.replay(&digest).expect("replays");
+    let leaf = aggregator::leaf::leaf_hash(&aggregator::Record::Digest {
+        digest: aggregator::types::RawDigest(digest),
+    });
+    assert_eq!(
+        atts,
+        vec![(
+            leaf.as_bytes().to_vec(),
+            Attestation::Pending {
+                uri: CALENDAR.into()
+            }
+        )]
+    );
+    // The digest is a record now; submitting it again is idempotent.
+    let (status, _, again) = call_raw(&h, Method::POST, "/digest", None, digest.to_vec()).await;
+    assert_eq!((status, again), (StatusCode::OK, body));
+    assert_eq!(h.store.pending_count().expect("count"), 1);
+    // Other lengths are hashed first.
+    let (status, _, short) = call_raw(&h, Method::POST, "/digest", None, vec![1; 20]).await;
+    assert_eq!(status, StatusCode::OK);
+    let atts = Timestamp::from_bytes(&short)
+        .and_then(|t| t.replay(&[1; 20]))
+        .expect("replays");
+    let hashed = bitcoin::hashes::Hash::to_byte_array(
+        <bitcoin::hashes::sha256::Hash as bitcoin::hashes::Hash>::hash(&[1; 20]),
+    );
+    let short_leaf = aggregator::leaf::leaf_hash(&aggregator::Record::Digest {
+        digest: aggregator::types::RawDigest(hashed),
+    });
+    assert_eq!(atts[0].0, short_leaf.as_bytes().to_vec());
+
+    let upgrade = format!("/timestamp/{leaf}");
+    let (status, content_type, reason) = call_raw(&h, Method::GET, &upgrade, None, vec![]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    assert_eq!(
+        String::from_utf8_lossy(&reason),
+        "Pending confirmation in Bitcoin blockchain; 0 of 2 confirmations"
+    );
+    anchor_to_depth(&h, 1);
+    let (status, _, reason) = call_raw(&h, Method::GET, &upgrade, None, vec![]).await;
+    assert_eq!(
+        (status, String::from_utf8_lossy(&reason).into_owned()),
+        (
+            StatusCode::NOT_FOUND,
+            "Pending confirmation in Bitcoin blockchain; 1 of 2 confirmations".into()
+        )
+    );
+    h.fake.mine(1);
+    let (status, content_type, body) = call_raw(&h, Method::GET, &upgrade, None, vec![]).await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (StatusCode::OK, aggregator::ots::MEDIA_TYPE)
+    );
+    let upgraded = Timestamp::from_bytes(&body).expect("a timestamp");
+    let atts = upgraded.replay(leaf.as_bytes()).expect("replays");
+    // It ends in the anchor block's Merkle root, at the anchor block's height.
+    let (_, proof) = call(
+        &h,
+        Method::GET,
+        &format!("/v1/records/{leaf}/proof"),
+        None,
+        None,
+    )
+    .await;
+    let proof: aggregator::Proof = serde_json::from_value(proof).expect("proof");
+    verify(&proof, &Expect::default()).expect("the JSON proof verifies");
+    let anchor = proof.anchor.expect("anchored");
+    let header: bitcoin::block::Header =
+        bitcoin::consensus::deserialize(&anchor.block.header.0).expect("header");
+    assert_eq!(
+        atts,
+        vec![(
+            bitcoin::hashes::Hash::as_byte_array(&header.merkle_root).to_vec(),
+            Attestation::Bitcoin {
+                height: u64::from(anchor.block.height)
+            }
+        )]
+    );
+}
+
+#[tokio::test]
+async fn malformed_calendar_input_is_4xx() {
+    let h = harness(|_| {});
+    for (body, why) in [(vec![], "empty"), (vec![7; 65], "65 bytes")] {
+        let (status, _, body) = call_raw(&h, Method::POST, "/digest", None, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{why}");
+        let err: Value = serde_json::from_slice(&body).expect("json error");
+        assert_eq!(err["code"], "invalid_digest", "{why}");
+    }
+    assert_eq!(h.store.pending_count().expect("count"), 0, "nothing stored");
+    for path in [
+        "/timestamp/zz",
+        "/timestamp/not-hex-at-all",
+        &format!("/timestamp/{}", "g".repeat(64)),
+        &format!("/timestamp/{}", "ab".repeat(31)),
+        &format!("/timestamp/{}", "ab".repeat(33)),
+    ] {
+        let (status, _, body) = call_raw(&h, Method::GET, path, None, vec![]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        let err: Value = serde_json::from_slice(&body).expect("json error");
+        assert_eq!(err["code"], "invalid_commitment", "{path}");
+    }
+    let unknown = format!("/timestamp/{}", "ab".repeat(32));
+    let (status, _, reason) = call_raw(&h, Method::GET, &unknown, None, vec![]).await;
+    assert_eq!(
+        (status, String::from_utf8_lossy(&reason).into_owned()),
+        (StatusCode::NOT_FOUND, "Commitment not found".into())
+    );
+    // A PoS block record is not a calendar commitment.
+    let (_, body) = submit(
+        &h,
+        "chain-a",
+        Some("token-a"),
+        json!({ "blocks": [block(1, 1)] }),
+    )
+    .await;
+    let id = body["records"][0]["id"].as_str().expect("id").to_owned();
+    let (status, _, _) = call_raw(&h, Method::GET, &format!("/timestamp/{id}"), None, vec![]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = call_raw(&h, Method::PUT, "/digest", None, vec![1; 32]).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn a_calendar_token_closes_the_calendar_when_configured() {
+    let h = harness_with(|_| {}, |c| c.calendar = Some(TokenHash::of("calendar")));
+    let (status, _, _) = call_raw(&h, Method::POST, "/digest", None, vec![1; 32]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = call_raw(&h, Method::POST, "/digest", Some("token-a"), vec![1; 32]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    for token in ["calendar", "admin"] {
+        let (status, _, _) = call_raw(&h, Method::POST, "/digest", Some(token), vec![1; 32]).await;
+        assert_eq!(status, StatusCode::OK, "{token}");
+    }
+    let path = format!("/timestamp/{}", "ab".repeat(32));
+    let (status, _, _) = call_raw(&h, Method::GET, &path, None, vec![]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn proofs_download_as_ots_and_leaf_preimages() {
+    use aggregator::ots::{Attestation, DetachedTimestamp};
+    let h = harness(|_| {});
+    let (_, body) = submit(
+        &h,
+        "chain-a",
+        Some("token-a"),
+        json!({ "blocks": [block(7, 1), block(8, 2), block(9, 3)] }),
+    )
+    .await;
+    let id = body["records"][1]["id"].as_str().expect("id").to_owned();
+    let leaf_hash: aggregator::LeafHash = id.parse().expect("id");
+
+    // The leaf preimage hashes to the id (and is the file `ots verify -f` takes).
+    let (status, content_type, preimage) = call_raw(
+        &h,
+        Method::GET,
+        &format!("/v1/records/{id}/proof?format=leaf"),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (StatusCode::OK, "application/octet-stream")
+    );
+    assert_eq!(
+        bitcoin::hashes::Hash::to_byte_array(
+            <bitcoin::hashes::sha256::Hash as bitcoin::hashes::Hash>::hash(&preimage)
+        ),
+        *leaf_hash.as_bytes()
+    );
+
+    // Pending: a pending attestation at this server's calendar.
+    let ots_path = format!("/v1/records/{id}/proof?format=ots");
+    let (status, content_type, bytes) = call_raw(&h, Method::GET, &ots_path, None, vec![]).await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (StatusCode::OK, aggregator::ots::MEDIA_TYPE)
+    );
+    let file = DetachedTimestamp::from_bytes(&bytes).expect("an .ots file");
+    assert_eq!(&file.digest, leaf_hash.as_bytes());
+    assert_eq!(
+        file.timestamp.replay(&file.digest).expect("replays")[0].1,
+        Attestation::Pending {
+            uri: CALENDAR.into()
+        }
+    );
+
+    // Anchored (one confirmation is enough for the export, as for JSON).
+    anchor_to_depth(&h, 1);
+    let (status, _, bytes) = call_raw(&h, Method::GET, &ots_path, None, vec![]).await;
+    assert_eq!(status, StatusCode::OK);
+    let file = DetachedTimestamp::from_bytes(&bytes).expect("an .ots file");
+    let (_, proof) = call(
+        &h,
+        Method::GET,
+        &format!("/v1/records/{id}/proof"),
+        None,
+        None,
+    )
+    .await;
+    let proof: aggregator::Proof = serde_json::from_value(proof).expect("proof");
+    let anchor = proof.anchor.expect("anchored");
+    let atts = file.timestamp.replay(&file.digest).expect("replays");
+    assert_eq!(
+        atts[0].1,
+        Attestation::Bitcoin {
+            height: u64::from(anchor.block.height)
+        }
+    );
+
+    for (query, code) in [
+        ("?format=xml", StatusCode::BAD_REQUEST),
+        ("?format=", StatusCode::BAD_REQUEST),
+        ("?format=ots&format=leaf", StatusCode::BAD_REQUEST),
+    ] {
+        let (status, _, _) = call_raw(
+            &h,
+            Method::GET,
+            &format!("/v1/records/{id}/proof{query}"),
+            None,
+            vec![],
+        )
+        .await;
+        assert_eq!(status, code, "{query}");
+    }
+    let missing = format!("/v1/records/{}/proof?format=ots", "cd".repeat(32));
+    let (status, _, _) = call_raw(&h, Method::GET, &missing, None, vec![]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
