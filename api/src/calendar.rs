@@ -5,7 +5,8 @@
 //!   record (as is when it has 32 bytes, else its SHA-256), and the answer is
 //!   the timestamp from the digest to the record's leaf hash, ending in a
 //!   pending attestation at this server's public URL.
-//! - `GET /timestamp/{leaf hash}`: the timestamp from that commitment to the
+//! - `GET /timestamp/{leaf hash}` (of a calendar digest, or of any record
+//!   whose exported `.ots` file is pending): the timestamp from that commitment to the
 //!   Bitcoin block-header attestation, once the anchor is `confirmations`
 //!   deep; until then 404 with a plain-text reason, as OpenTimestamps
 //!   calendars answer.
@@ -81,7 +82,7 @@ pub(crate) async fn timestamp(
             "a commitment is 64 hex characters (a leaf hash)",
         )
     })?;
-    let (result, response) = upgrade(&state, &id).await?;
+    let (result, response) = upgrade(&state, &id, &headers).await?;
     metrics::counter!("btcts_calendar_upgrades_total", "result" => result).increment(1);
     Ok(response)
 }
@@ -90,17 +91,15 @@ pub(crate) async fn timestamp(
 async fn upgrade(
     state: &Arc<AppState>,
     id: &LeafHash,
+    headers: &HeaderMap,
 ) -> Result<(&'static str, Response), ApiError> {
     let not_found = |reason: String| (StatusCode::NOT_FOUND, reason).into_response();
     match state.store.record(id)? {
         None => return Ok(("unknown", not_found("Commitment not found".into()))),
+        // Exported `.ots` files of consumer-chain records point here too;
+        // they are as readable as the records themselves.
         Some(r) if !matches!(r.record, Record::Digest { .. }) => {
-            return Ok((
-                "unknown",
-                not_found(format!(
-                    "Not a calendar commitment; fetch v1/records/{id}/proof with format ots"
-                )),
-            ))
+            state.credentials.check_read(headers)?
         }
         Some(_) => {}
     }

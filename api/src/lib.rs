@@ -29,9 +29,11 @@ pub struct Cli {
 enum Command {
     /// Verify a proof document offline: leaf, Merkle path, root, OP_RETURN,
     /// transaction, block inclusion, proof of work and the headers after it.
+    /// Also verifies OpenTimestamps `.ots` files against a block header from
+    /// a proof document, a headers file or a node.
     ///
     /// Exit status: 0 verified, 1 not verified (the reason names the step),
-    /// 2 the file could not be read.
+    /// 2 the file could not be read (or an `.ots` file has no header source).
     Verify(verify_cmd::VerifyArgs),
     /// Run the daemon: HTTP API, durable store, anchoring loop.
     ///

@@ -1,4 +1,5 @@
-//! `btcts proof <id>`: downloads a record's proof document from a server.
+//! `btcts proof <id>`: downloads a record's proof from a server, as a proof
+//! document (JSON), an OpenTimestamps file or the leaf preimage.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,42 +12,81 @@ pub struct ProofArgs {
     /// The btcts server.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     url: String,
-    /// Write the proof here instead of standard output.
+    /// Write the proof here instead of standard output (for --ots and
+    /// --leaf the default is `<id>.ots` / `<id>.leaf`).
     #[arg(long, short)]
     output: Option<PathBuf>,
     /// A read token, if the server requires one.
     #[arg(long)]
     token: Option<String>,
+    /// Download the OpenTimestamps `.ots` file instead of the JSON document.
+    #[arg(long, conflicts_with = "leaf")]
+    ots: bool,
+    /// Download the leaf preimage: the file whose SHA-256 the `.ots` file
+    /// timestamps (`ots verify -f`).
+    #[arg(long)]
+    leaf: bool,
 }
 
 pub fn run(args: &ProofArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let id: aggregator::LeafHash = args.id.parse()?;
-    let url = format!("{}/v1/records/{id}/proof", args.url.trim_end_matches('/'));
+    let format = match (args.ots, args.leaf) {
+        (true, _) => "ots",
+        (_, true) => "leaf",
+        _ => "json",
+    };
+    let url = format!(
+        "{}/v1/records/{id}/proof?format={format}",
+        args.url.trim_end_matches('/')
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let text = runtime.block_on(async {
+    let body = runtime.block_on(async {
         let mut req = reqwest::Client::new().get(&url);
         if let Some(t) = &args.token {
             req = req.bearer_auth(t);
         }
         let response = req.send().await?;
         let status = response.status();
-        let body = response.text().await?;
+        let body = response.bytes().await?;
         if !status.is_success() {
-            anyhow::bail!("{url}: {status}: {body}");
+            anyhow::bail!("{url}: {status}: {}", String::from_utf8_lossy(&body));
         }
-        Ok(body)
+        Ok(body.to_vec())
     })?;
-    // Round-trip through the document type: what is saved is a proof this
-    // version can read, in the canonical layout.
-    let proof = aggregator::Proof::from_json(&text)?;
-    match &args.output {
-        Some(path) => {
-            std::fs::write(path, proof.to_json())?;
-            writeln!(out, "proof of {id} written to {}", path.display())?;
+    let (bytes, default_name) = match format {
+        // Round-trip through the document type: what is saved is a proof
+        // this version can read, in the canonical layout.
+        "json" => (
+            aggregator::Proof::from_json(std::str::from_utf8(&body)?)?
+                .to_json()
+                .into_bytes(),
+            None,
+        ),
+        "ots" => {
+            let file = aggregator::ots::DetachedTimestamp::from_bytes(&body)?;
+            anyhow::ensure!(
+                &file.digest == id.as_bytes(),
+                "the server sent a timestamp of another digest"
+            );
+            (file.to_bytes()?, Some(format!("{id}.ots")))
         }
-        None => write!(out, "{}", proof.to_json())?,
+        _ => {
+            let record = aggregator::leaf::decode(&body)?;
+            anyhow::ensure!(
+                aggregator::leaf::leaf_hash(&record) == id,
+                "the server sent the preimage of another record"
+            );
+            (body, Some(format!("{id}.leaf")))
+        }
+    };
+    match args.output.clone().or(default_name.map(PathBuf::from)) {
+        Some(path) => {
+            std::fs::write(&path, bytes)?;
+            writeln!(out, "{format} proof of {id} written to {}", path.display())?;
+        }
+        None => out.write_all(&bytes)?,
     }
     Ok(())
 }

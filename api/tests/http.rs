@@ -428,6 +428,36 @@ async fn a_read_token_guards_reads_when_configured() {
         let (got, _) = call(&h, Method::GET, "/v1/chains/chain-a/status", token, None).await;
         assert_eq!(got, status, "{token:?}");
     }
+    // The calendar upgrade of a consumer-chain record is a read too; the
+    // calendar's own digests stay open.
+    let (_, body) = submit(
+        &h,
+        "chain-a",
+        Some("token-a"),
+        json!({ "blocks": [block(1, 1)] }),
+    )
+    .await;
+    let id = body["records"][0]["id"].as_str().expect("id").to_owned();
+    let (status, _, _) = call_raw(&h, Method::GET, &format!("/timestamp/{id}"), None, vec![]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = call_raw(
+        &h,
+        Method::GET,
+        &format!("/timestamp/{id}"),
+        Some("reader"),
+        vec![],
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "pending");
+    let (status, _, body) = call_raw(&h, Method::POST, "/digest", None, vec![3; 32]).await;
+    assert_eq!(status, StatusCode::OK);
+    let leaf = aggregator::leaf::leaf_hash(&aggregator::Record::Digest {
+        digest: aggregator::types::RawDigest([3; 32]),
+    });
+    let (status, _, _) =
+        call_raw(&h, Method::GET, &format!("/timestamp/{leaf}"), None, vec![]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "pending, not unauthorized");
+    assert!(!body.is_empty());
 }
 
 #[tokio::test]
@@ -680,7 +710,7 @@ async fn malformed_calendar_input_is_4xx() {
         (status, String::from_utf8_lossy(&reason).into_owned()),
         (StatusCode::NOT_FOUND, "Commitment not found".into())
     );
-    // A PoS block record is not a calendar commitment.
+    // A PoS block record's pending export points here too: pending.
     let (_, body) = submit(
         &h,
         "chain-a",

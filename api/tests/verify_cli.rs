@@ -123,3 +123,103 @@ fn help_describes_the_command() {
         "{help}"
     );
 }
+
+/// `.ots` exports of the golden proofs, checked against each source of headers.
+#[test]
+fn ots_files_verify_against_a_proof_a_headers_file_or_fail_with_the_step() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json_path = golden("litecoin-regtest-pos-block.json");
+    let ots_path = golden("litecoin-regtest-pos-block.ots");
+    let proof: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).expect("golden")).expect("json");
+    let height = proof["anchor"]["block"]["height"].as_u64().expect("height");
+    let header = proof["anchor"]["block"]["header"].as_str().expect("header");
+    let leaf = dir.path().join("leaf.bin");
+    let preimage: Vec<u8> =
+        bitcoin::hex::FromHex::from_hex(proof["leaf"]["preimage"].as_str().expect("preimage"))
+            .expect("hex");
+    std::fs::write(&leaf, preimage).expect("write");
+    let leaf = leaf.to_str().expect("utf-8 path");
+
+    let out = btcts(&[
+        "verify",
+        &ots_path,
+        "--with-proof",
+        &json_path,
+        "--file",
+        leaf,
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    for needle in [
+        &format!("at height {height}"),
+        "OpenTimestamps",
+        "3 confirmations",
+        "proof verified",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+
+    let headers = dir.path().join("headers.txt");
+    std::fs::write(&headers, format!("# height header\n{height} {header}\n")).expect("write");
+    let headers = headers.to_str().expect("utf-8 path");
+    let out = btcts(&[
+        "verify",
+        &ots_path,
+        "--headers",
+        headers,
+        "--network",
+        "litecoin-regtest",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["result"]["block_height"], height);
+    assert_eq!(v["result"]["digest"], proof["leaf"]["hash"]);
+
+    // Each failure names its step.
+    let wrong_file = json_path.as_str();
+    let tampered = {
+        let mut bytes = std::fs::read(&ots_path).expect("golden");
+        let n = bytes.len();
+        bytes[n - 20] ^= 1; // inside the last block-branch argument
+        let p = dir.path().join("tampered.ots");
+        std::fs::write(&p, bytes).expect("write");
+        p.to_str().expect("utf-8 path").to_owned()
+    };
+    for (args, step, code) in [
+        (
+            vec!["--with-proof", json_path.as_str(), "--file", wrong_file],
+            "digest",
+            1,
+        ),
+        (
+            vec!["--headers", headers, "--network", "bitcoin"],
+            "block",
+            1,
+        ),
+        (vec![], "header_source", 2),
+        (vec!["--headers", headers], "header_source", 2),
+    ] {
+        let mut all = vec!["verify", ots_path.as_str(), "--json"];
+        all.extend(&args);
+        let out = btcts(&all);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            text(&out.stdout)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(v["error"]["step"], step, "{args:?}");
+    }
+    let out = btcts(&["verify", &tampered, "--with-proof", &json_path, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["error"]["step"], "block");
+}
