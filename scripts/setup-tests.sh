@@ -29,7 +29,8 @@ for component in rustfmt clippy; do
 done
 
 # Python tools nobody on this team wrote, pinned, in a project venv:
-# schemathesis checks the HTTP API against its OpenAPI spec.
+# schemathesis checks the HTTP API against its OpenAPI spec; the
+# OpenTimestamps client (`ots`) and library check our .ots files and calendar.
 VENV=.venv
 REQUIREMENTS=scripts/requirements-tests.txt
 if [ ! -x "$VENV/bin/python" ]; then
@@ -42,3 +43,4 @@ if ! cmp -s "$REQUIREMENTS" "$VENV/.installed-requirements" 2>/dev/null; then
   cp "$REQUIREMENTS" "$VENV/.installed-requirements"
 fi
 "$VENV/bin/schemathesis" --version
+"$VENV/bin/ots" --version
