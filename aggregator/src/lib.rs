@@ -5,6 +5,7 @@
 pub mod anchor;
 pub mod chain;
 pub mod clock;
+#[cfg(feature = "store")]
 pub mod ingest;
 pub mod leaf;
 pub mod merkle;
@@ -12,17 +13,21 @@ pub mod ots;
 pub mod pages;
 pub mod payload;
 pub mod proof;
+#[cfg(feature = "store")]
 pub mod schema;
+#[cfg(feature = "store")]
 pub mod store;
 pub mod types;
 pub mod verify;
 
 pub use chain::{AnchorNetwork, PowFunction};
 pub use clock::{Clock, SystemClock};
+#[cfg(feature = "store")]
 pub use ingest::Ingestor;
 pub use merkle::{MerkleTree, PathStep, Side};
 pub use payload::{Payload, Tag};
 pub use proof::Proof;
+#[cfg(feature = "store")]
 pub use store::{Ack, BatchInfo, Store, StoreError, StoredRecord};
 pub use types::{
     BatchSeq, ChainId, Height, LeafHash, MerkleRoot, PosBlock, PosBlockHash, Record,

@@ -1,5 +1,13 @@
-//! ibc-relay: delivers proofs to consumer chains over IBC, the service acting
-//! as an ICS-06 solo machine.
+//! ibc-relay: delivers proofs to consumer chains over IBC, the service
+//! acting as an ICS-06 solo machine (`docs/ibc.md`).
 //!
-//! Not implemented yet: this crate is filled by the two IBC issues. It will
-//! depend on [`aggregator`] for records and proofs only.
+//! - [`signer`]: the secp256k1 key, with sequence, timestamp and
+//!   diversifier persisted before any signature leaves it;
+//! - [`packet`]: packet format v1 (the messages live in [`btcts_consumer`],
+//!   which consumer chains build too) and the IBC commitments over it.
+
+pub mod packet;
+pub mod signer;
+
+pub use btcts_consumer::{TimestampAck, TimestampPacket, CHANNEL_VERSION, PORT_ID};
+pub use signer::{Signed, Signer, SignerError, SignerState};

@@ -1,0 +1,291 @@
+//! `verify_packet`: everything a consumer chain checks before it believes
+//! that a record is timestamped `k` blocks deep.
+
+use aggregator::proof::Proof;
+use aggregator::verify::{verify, Expect};
+use aggregator::{AnchorNetwork, ChainId, PosBlock, Record, Tag};
+use bitcoin::block::Header;
+use bitcoin::consensus::{deserialize, serialize};
+use bitcoin::{BlockHash, Target};
+use prost::Message;
+
+use crate::packet::{TimestampPacket, PACKET_VERSION};
+
+/// Most headers one packet may carry (about ten weeks of Bitcoin blocks).
+pub const MAX_HEADERS: usize = 10_000;
+/// Blocks between difficulty adjustments (Bitcoin and Litecoin).
+const RETARGET_INTERVAL: u32 = 2016;
+
+/// A Bitcoin header the consumer chain already trusts, and its height.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrustedHeader {
+    /// Its height.
+    pub height: u32,
+    /// The header.
+    pub header: Header,
+}
+
+/// What the consumer chain expects of every packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerParams {
+    /// The consumer chain's own id: packets for other chains are refused.
+    pub chain_id: ChainId,
+    /// The Bitcoin network anchors must be on.
+    pub network: AnchorNetwork,
+    /// The deployment tag of the btcts service.
+    pub tag: Tag,
+    /// Blocks required from the anchor block (counted as 1) to the last header.
+    pub k: u32,
+}
+
+/// A packet that passed every check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedPacket {
+    /// The timestamped record.
+    pub record: PosBlock,
+    /// Height of the anchor block.
+    pub bitcoin_height: u32,
+    /// Hash of the anchor block.
+    pub bitcoin_block: BlockHash,
+    /// Depth of the anchor block under the packet's last header, computed here.
+    pub depth: u32,
+    /// The packet's last header: linked to the trusted header and checked,
+    /// a candidate for the consumer's next trusted header.
+    pub tip: TrustedHeader,
+}
+
+/// Why a packet is refused; the text goes into the error acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PacketError {
+    /// The bytes are not a `TimestampPacket`.
+    #[error("packet does not decode: {0}")]
+    Decode(String),
+    /// A layout version this code does not know.
+    #[error("packet version {0} is not supported")]
+    Version(u32),
+    /// The record is missing, malformed, for another chain, or not the proof's.
+    #[error("record: {0}")]
+    Record(String),
+    /// The proof document does not verify.
+    #[error("proof: {0}")]
+    Proof(String),
+    /// The headers are missing, malformed, too many, or do not link.
+    #[error("headers: {0}")]
+    Headers(String),
+    /// A header's work or difficulty is not acceptable.
+    #[error("header at height {height}: {reason}")]
+    Work {
+        /// Its height.
+        height: u32,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The anchor block is not among the packet's headers.
+    #[error("the anchor block is not among the packet's headers")]
+    AnchorNotInHeaders,
+    /// The service's claimed depth is not the one the headers show.
+    #[error("claimed depth {claimed} but the headers show {computed}")]
+    ClaimedDepth {
+        /// Claimed.
+        claimed: u32,
+        /// Computed.
+        computed: u32,
+    },
+    /// Not deep enough.
+    #[error("depth {depth} is below the required {k}")]
+    TooShallow {
+        /// Computed depth.
+        depth: u32,
+        /// Required.
+        k: u32,
+    },
+}
+
+/// Checks packet `data` from `trusted` on: the record is this chain's and
+/// the proof's; the proof document verifies (leaf, path, root, OP_RETURN,
+/// transaction, inclusion, proof of work); the headers start right after
+/// `trusted`, link, and each carries valid work at an acceptable difficulty;
+/// the anchor block is one of them; its depth, computed from the headers,
+/// equals the claim and is at least `params.k`.
+pub fn verify_packet(
+    data: &[u8],
+    trusted: &TrustedHeader,
+    params: &ConsumerParams,
+) -> Result<VerifiedPacket, PacketError> {
+    let packet = TimestampPacket::decode(data).map_err(|e| PacketError::Decode(e.to_string()))?;
+    // One encoding per packet: no unknown fields, no alternative varints.
+    if packet.encode_to_vec() != data {
+        return Err(PacketError::Decode("not the canonical encoding".into()));
+    }
+    if packet.version != PACKET_VERSION {
+        return Err(PacketError::Version(packet.version));
+    }
+    let record = packet
+        .record
+        .as_ref()
+        .ok_or_else(|| PacketError::Record("missing".into()))?
+        .to_record()
+        .ok_or_else(|| PacketError::Record("malformed chain id or hash".into()))?;
+    if record.chain_id != params.chain_id {
+        return Err(PacketError::Record(format!(
+            "for chain {}, not {}",
+            record.chain_id, params.chain_id
+        )));
+    }
+    let text =
+        std::str::from_utf8(&packet.proof).map_err(|_| PacketError::Proof("not UTF-8".into()))?;
+    let proof = Proof::from_json(text).map_err(|e| PacketError::Proof(e.to_string()))?;
+    if proof.to_json() != text {
+        return Err(PacketError::Proof("not the canonical JSON layout".into()));
+    }
+    if proof.record != Record::PosBlock(record.clone()) {
+        return Err(PacketError::Record(
+            "the proof is for another record".into(),
+        ));
+    }
+    let expect = Expect {
+        network: Some(params.network),
+        tag: Some(params.tag),
+    };
+    verify(&proof, &expect).map_err(|e| PacketError::Proof(e.to_string()))?;
+    let anchor = proof
+        .anchor
+        .as_ref()
+        .ok_or_else(|| PacketError::Proof("not anchored".into()))?;
+
+    let headers = check_headers(&packet, trusted, params.network)?;
+    let index = anchor
+        .block
+        .height
+        .checked_sub(packet.first_height)
+        .map(|i| i as usize)
+        .filter(|i| *i < headers.len())
+        .ok_or(PacketError::AnchorNotInHeaders)?;
+    if serialize(&headers[index]) != anchor.block.header.0 {
+        return Err(PacketError::AnchorNotInHeaders);
+    }
+    // At most MAX_HEADERS, so this fits.
+    let depth = (headers.len() - index) as u32;
+    if depth != packet.depth {
+        return Err(PacketError::ClaimedDepth {
+            claimed: packet.depth,
+            computed: depth,
+        });
+    }
+    if depth < params.k {
+        return Err(PacketError::TooShallow { depth, k: params.k });
+    }
+    let last = headers.len() - 1;
+    Ok(VerifiedPacket {
+        record,
+        bitcoin_height: anchor.block.height,
+        bitcoin_block: anchor.block.hash,
+        depth,
+        tip: TrustedHeader {
+            height: packet.first_height + last as u32,
+            header: headers[last],
+        },
+    })
+}
+
+/// Parses the headers and checks linkage from `trusted`, work and difficulty.
+fn check_headers(
+    packet: &TimestampPacket,
+    trusted: &TrustedHeader,
+    network: AnchorNetwork,
+) -> Result<Vec<Header>, PacketError> {
+    if packet.headers.is_empty() || packet.headers.len() > MAX_HEADERS {
+        return Err(PacketError::Headers(format!(
+            "{} headers; 1 to {MAX_HEADERS} are allowed",
+            packet.headers.len()
+        )));
+    }
+    if Some(packet.first_height) != trusted.height.checked_add(1) {
+        return Err(PacketError::Headers(format!(
+            "they start at height {}, not right after the trusted header at {}",
+            packet.first_height, trusted.height
+        )));
+    }
+    let mut out = Vec::with_capacity(packet.headers.len());
+    let mut prev = trusted.header;
+    for (i, raw) in packet.headers.iter().enumerate() {
+        let height = packet.first_height.saturating_add(i as u32);
+        if raw.len() != 80 {
+            return Err(PacketError::Headers(format!(
+                "header at height {height} is {} bytes, not 80",
+                raw.len()
+            )));
+        }
+        let header: Header = deserialize(raw)
+            .map_err(|e| PacketError::Headers(format!("header at height {height}: {e}")))?;
+        if header.prev_blockhash != prev.block_hash() {
+            return Err(PacketError::Headers(format!(
+                "header at height {height} does not link to the one before it"
+            )));
+        }
+        let work = |reason: String| PacketError::Work { height, reason };
+        network
+            .check_pow(&header)
+            .map_err(|e| work(e.to_string()))?;
+        check_difficulty(network, height, &prev, &header).map_err(work)?;
+        out.push(header);
+        prev = header;
+    }
+    Ok(out)
+}
+
+/// The difficulty rule a light client can check without the whole period:
+/// no change inside a retarget period, and at a period boundary at most a
+/// factor of four either way (Bitcoin's clamp). Regtest networks never
+/// retarget. On testnet and testnet4 a block may fall back to the minimum
+/// difficulty, so only the proof-of-work limit is enforced there.
+fn check_difficulty(
+    network: AnchorNetwork,
+    height: u32,
+    prev: &Header,
+    header: &Header,
+) -> Result<(), String> {
+    match network {
+        AnchorNetwork::Testnet | AnchorNetwork::Testnet4 => Ok(()),
+        AnchorNetwork::Regtest | AnchorNetwork::LitecoinRegtest => {
+            if header.bits == prev.bits {
+                Ok(())
+            } else {
+                Err("difficulty changed on a network that never retargets".into())
+            }
+        }
+        _ if height % RETARGET_INTERVAL != 0 => {
+            if header.bits == prev.bits {
+                Ok(())
+            } else {
+                Err("difficulty changed inside a retarget period".into())
+            }
+        }
+        _ => {
+            let (old, new) = (prev.target(), header.target());
+            let easiest = old.max_transition_threshold_unchecked();
+            let hardest = Target::from_le_bytes(quarter(old.to_le_bytes()));
+            if new > easiest || new < hardest {
+                Err("difficulty moved more than a factor of four at a retarget".into())
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `x / 4` of a little-endian 256-bit number.
+fn quarter(mut le: [u8; 32]) -> [u8; 32] {
+    for _ in 0..2 {
+        let mut carry = 0u8;
+        for byte in le.iter_mut().rev() {
+            let next = *byte & 1;
+            *byte = (*byte >> 1) | (carry << 7);
+            carry = next;
+        }
+    }
+    le
+}
+
+#[cfg(test)]
+mod tests;
