@@ -14,7 +14,10 @@ fn pinned(name: &str, bytes: &[u8]) {
         std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{path}: {e}"));
     }
     let stored = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    assert_eq!(stored, bytes, "{name}: packet format v1 changed; it is a contract");
+    assert_eq!(
+        stored, bytes,
+        "{name}: packet format v1 changed; it is a contract"
+    );
 }
 
 #[test]
@@ -36,7 +39,10 @@ fn packet_v1_encoding_is_pinned() {
     assert_eq!(packet.headers.len(), 3);
     let bytes = packet.encode_to_vec();
     pinned("packet-v1.bin", &bytes);
-    assert_eq!(TimestampPacket::decode(bytes.as_slice()).expect("decodes"), packet);
+    assert_eq!(
+        TimestampPacket::decode(bytes.as_slice()).expect("decodes"),
+        packet
+    );
 
     let ack = TimestampAck {
         chain_id: "cosmoshub-4".into(),
