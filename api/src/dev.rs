@@ -66,6 +66,7 @@ pub fn run(args: &DevArgs, out: &mut impl Write) -> anyhow::Result<()> {
             calendar: true,
             public_url: None,
         },
+        ibc: None,
     };
     banner(out, args, kind, &token)?;
     out.flush()?;
