@@ -9,51 +9,47 @@
 //! ibc-testkit's contexts are fixed to its own client types (Tendermint and
 //! mock), so the host is this module's; everything else — message decoding,
 //! the connection, channel and packet handlers, commitments, events — is
-//! ibc-rs's own, reached through `ibc::core::entrypoint::dispatch`.
+//! ibc-rs's own, reached through `ibc::entrypoint::dispatch`.
 #![allow(clippy::too_many_arguments)]
 
 use core::time::Duration;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use ibc::core::channel::types::acknowledgement::{
-    Acknowledgement, AcknowledgementStatus, StatusValue,
-};
-use ibc::core::channel::types::channel::{ChannelEnd, Counterparty as ChanCounterparty, Order};
-use ibc::core::channel::types::commitment::{AcknowledgementCommitment, PacketCommitment};
-use ibc::core::channel::types::error::ChannelError;
-use ibc::core::channel::types::packet::{Packet, Receipt};
-use ibc::core::channel::types::Version as ChanVersion;
-use ibc::core::client::context::client_state::{
+use ibc::channel::types::acknowledgement::{Acknowledgement, AcknowledgementStatus, StatusValue};
+use ibc::channel::types::channel::{ChannelEnd, Counterparty as ChanCounterparty, Order};
+use ibc::channel::types::commitment::{AcknowledgementCommitment, PacketCommitment};
+use ibc::channel::types::error::ChannelError;
+use ibc::channel::types::packet::{Packet, Receipt};
+use ibc::channel::types::Version as ChanVersion;
+use ibc::client::context::client_state::{
     ClientStateCommon, ClientStateExecution, ClientStateValidation,
 };
-use ibc::core::client::context::consensus_state::ConsensusState;
-use ibc::core::client::context::{ClientExecutionContext, ClientValidationContext};
-use ibc::core::client::types::error::ClientError;
-use ibc::core::client::types::{Height, Status};
-use ibc::core::commitment_types::commitment::{
-    CommitmentPrefix, CommitmentProofBytes, CommitmentRoot,
-};
-use ibc::core::connection::types::ConnectionEnd;
-use ibc::core::entrypoint::dispatch;
-use ibc::core::handler::types::error::HandlerError;
-use ibc::core::handler::types::events::IbcEvent;
-use ibc::core::handler::types::msgs::MsgEnvelope;
-use ibc::core::host::types::error::HostError;
-use ibc::core::host::types::identifiers::{
+use ibc::client::context::consensus_state::ConsensusState;
+use ibc::client::context::{ClientExecutionContext, ClientValidationContext};
+use ibc::client::types::error::ClientError;
+use ibc::client::types::{Height, Status};
+use ibc::commitment_types::commitment::{CommitmentPrefix, CommitmentProofBytes, CommitmentRoot};
+use ibc::connection::types::ConnectionEnd;
+use ibc::entrypoint::dispatch;
+use ibc::handler::types::error::HandlerError;
+use ibc::handler::types::events::IbcEvent;
+use ibc::handler::types::msgs::MsgEnvelope;
+use ibc::host::types::error::HostError;
+use ibc::host::types::identifiers::{
     ChannelId, ClientId, ClientType, ConnectionId, PortId, Sequence,
 };
-use ibc::core::host::types::path::{
+use ibc::host::types::path::{
     AckPath, ChannelEndPath, ClientConnectionPath, ClientConsensusStatePath, ClientStatePath,
     CommitmentPath, ConnectionPath, Path, PathBytes, ReceiptPath, SeqAckPath, SeqRecvPath,
     SeqSendPath,
 };
-use ibc::core::host::{ExecutionContext, ValidationContext};
-use ibc::core::router::module::Module;
-use ibc::core::router::router::Router;
-use ibc::core::router::types::module::{ModuleExtras, ModuleId};
+use ibc::host::{ExecutionContext, ValidationContext};
 use ibc::primitives::proto::Any;
 use ibc::primitives::{Signer, Timestamp};
+use ibc::router::module::Module;
+use ibc::router::router::Router;
+use ibc::router::types::module::{ModuleExtras, ModuleId};
 use ibc_proto::cosmos::tx::signing::v1beta1::signature_descriptor::{data::Sum, Data as SigData};
 use ibc_proto::ibc::lightclients::solomachine::v3 as sm;
 use prost::Message;

@@ -21,7 +21,7 @@ use btcts_consumer::{ConsumerParams, PacketError, TrustedHeader};
 use btcts_tests::consumer::{acknowledgement, BtctsModule, BtctsRouter, Host};
 use btcts_tests::node::RegtestNode;
 use btcts_tests::scenarios::{config, TestChain};
-use ibc::core::channel::types::commitment::compute_ack_commitment;
+use ibc::channel::types::commitment::compute_ack_commitment;
 use ibc_proto::google::protobuf::Any;
 use ibc_proto::ibc::core::channel::v1::MsgRecvPacket;
 use ibc_proto::ibc::lightclients::solomachine::v3 as sm;
@@ -497,16 +497,16 @@ fn single_bit_changes_to_a_signed_packet_are_rejected() -> Result<()> {
 /// conversions of the same connection end, channel end and commitments.
 #[test]
 fn signed_encodings_match_ibc_rs() -> Result<()> {
-    use ibc::core::channel::types::acknowledgement::Acknowledgement;
-    use ibc::core::channel::types::channel::{
+    use ibc::channel::types::acknowledgement::Acknowledgement;
+    use ibc::channel::types::channel::{
         ChannelEnd, Counterparty as ChanCp, Order, State as ChanState,
     };
-    use ibc::core::channel::types::commitment::compute_packet_commitment;
-    use ibc::core::channel::types::timeout::{TimeoutHeight, TimeoutTimestamp};
-    use ibc::core::channel::types::Version as ChanVersion;
-    use ibc::core::commitment_types::commitment::CommitmentPrefix;
-    use ibc::core::connection::types::version::Version;
-    use ibc::core::connection::types::{ConnectionEnd, Counterparty, State};
+    use ibc::channel::types::commitment::compute_packet_commitment;
+    use ibc::channel::types::timeout::{TimeoutHeight, TimeoutTimestamp};
+    use ibc::channel::types::Version as ChanVersion;
+    use ibc::commitment_types::commitment::CommitmentPrefix;
+    use ibc::connection::types::version::Version;
+    use ibc::connection::types::{ConnectionEnd, Counterparty, State};
     use ibc::primitives::proto::Protobuf;
     use ibc::primitives::Timestamp;
 
@@ -547,7 +547,7 @@ fn signed_encodings_match_ibc_rs() -> Result<()> {
     );
     let theirs = compute_packet_commitment(
         &data,
-        &TimeoutHeight::At(ibc::core::client::types::Height::new(2, 77)?),
+        &TimeoutHeight::At(ibc::client::types::Height::new(2, 77)?),
         &TimeoutTimestamp::Never,
     );
     ensure!(ibc_relay::packet::packet_commitment(0, 2, 77, &data).to_vec() == theirs.into_vec());
@@ -560,7 +560,7 @@ fn signed_encodings_match_ibc_rs() -> Result<()> {
 
     // The path the commitment proof signs is ibc-rs's CommitmentPath.
     let packet = msgs::packet(&link, 5, data, timeout);
-    let theirs = ibc::core::host::types::path::CommitmentPath::new(
+    let theirs = ibc::host::types::path::CommitmentPath::new(
         &"btcts".parse()?,
         &link.channel_on_service.parse()?,
         5u64.into(),
