@@ -6,6 +6,7 @@
 //! - [`packet`]: packet format v1 (the messages live in [`btcts_consumer`],
 //!   which consumer chains build too) and the IBC commitments over it.
 
+pub mod cosmos;
 pub mod msgs;
 pub mod packet;
 pub mod signer;
