@@ -726,6 +726,38 @@ async fn malformed_calendar_input_is_4xx() {
 }
 
 #[tokio::test]
+async fn the_calendar_has_the_api_rate_limit() {
+    let h = harness(|l| {
+        l.rate_per_second = 1;
+        l.rate_burst = 3;
+    });
+    // One router: the limiter's state lives in it.
+    let router = app(h.state.clone());
+    let mut statuses = Vec::new();
+    for i in 0..5u8 {
+        let req = Request::post("/digest")
+            .body(Body::from(vec![i; 32]))
+            .expect("request");
+        statuses.push(
+            router
+                .clone()
+                .oneshot(req)
+                .await
+                .expect("response")
+                .status(),
+        );
+    }
+    assert_eq!(&statuses[..3], &[StatusCode::OK; 3]);
+    assert_eq!(statuses[4], StatusCode::TOO_MANY_REQUESTS);
+    let req = Request::get(format!("/timestamp/{}", "ab".repeat(32)))
+        .body(Body::empty())
+        .expect("request");
+    let status = router.oneshot(req).await.expect("response").status();
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(h.store.pending_count().expect("count"), 3);
+}
+
+#[tokio::test]
 async fn a_calendar_token_closes_the_calendar_when_configured() {
     let h = harness_with(|_| {}, |c| c.calendar = Some(TokenHash::of("calendar")));
     let (status, _, _) = call_raw(&h, Method::POST, "/digest", None, vec![1; 32]).await;
