@@ -91,9 +91,21 @@ pub fn verify_sig(
         .map_err(cerr)?;
     let key = PublicKey::from_slice(&key.key).map_err(cerr)?;
     let data = SigData::decode(signature_data).map_err(cerr)?;
+    // Stricter than ibc-go, which ignores the mode and re-encodings of the
+    // proof wrapper (they do not change what is signed): here a proof must
+    // be exactly what the service's signer writes, so that no bit of it can
+    // change unnoticed.
+    if data.encode_to_vec() != signature_data {
+        return Err(cerr("signature data is not canonically encoded"));
+    }
     let signature = match data.sum {
-        Some(Sum::Single(s)) if s.signature.len() == 64 => s.signature,
-        _ => return Err(cerr("expected a single 64-byte signature")),
+        Some(Sum::Single(s))
+            if s.signature.len() == 64
+                && s.mode == ibc_proto::cosmos::tx::signing::v1beta1::SignMode::Direct as i32 =>
+        {
+            s.signature
+        }
+        _ => return Err(cerr("expected a single 64-byte SIGN_MODE_DIRECT signature")),
     };
     let signature = Signature::from_compact(&signature).map_err(cerr)?;
     let mut low = signature;
@@ -195,6 +207,9 @@ impl ClientStateCommon for SoloClientState {
             return Err(ClientError::InvalidStatus(Status::Frozen));
         }
         let tsd = sm::TimestampedSignatureData::decode(proof.as_ref()).map_err(cerr)?;
+        if tsd.encode_to_vec().as_slice() != AsRef::<[u8]>::as_ref(proof) {
+            return Err(cerr("proof is not canonically encoded"));
+        }
         let cons = cs
             .consensus_state
             .clone()
