@@ -11,7 +11,7 @@ use crate::node::{BitcoinNode, NodeError};
 /// Adds the best-chain headers after the anchor block to `proof`, so it
 /// shows its depth by itself. A proof whose block left the best chain is
 /// returned without its anchor: it is never served from a stale block.
-pub fn complete_proof<N: BitcoinNode>(
+pub fn complete_proof<N: BitcoinNode + ?Sized>(
     node: &N,
     mut proof: Proof,
     max_headers: u32,

@@ -7,9 +7,14 @@
 //!   which consumer chains build too) and the IBC commitments over it.
 
 pub mod cosmos;
+pub mod grpc;
 pub mod msgs;
 pub mod packet;
+pub mod relay;
 pub mod signer;
+pub mod state;
+pub mod tx;
 
 pub use btcts_consumer::{TimestampAck, TimestampPacket, CHANNEL_VERSION, PORT_ID};
+pub use relay::{ConsumerConfig, Relay, RelayError, StepReport};
 pub use signer::{Signed, Signer, SignerError, SignerState};

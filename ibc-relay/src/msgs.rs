@@ -155,12 +155,15 @@ pub fn service_connection_end(link: &Link) -> ConnectionEnd {
     }
 }
 
-/// `MsgConnectionOpenAck` with its three proofs, at three consecutive
-/// sequences: the service's connection end, then `consumer_client`
-/// (the consumer's client state as the service's nominal client of it
-/// holds it), then `consumer_consensus` at `consensus_height`.
+/// `MsgConnectionOpenAck` with its three proofs, at sequences `first`,
+/// `first + 1` and `first + 2`: the service's connection end, then
+/// `consumer_client` (the consumer's client state as the service's nominal
+/// client of it holds it), then `consumer_consensus` at `consensus_height`.
+/// Asking again with the same inputs returns the same proofs.
+#[allow(clippy::too_many_arguments)]
 pub fn conn_open_ack(
     signer: &Signer,
+    first: u64,
     link: &Link,
     consumer_client: &Any,
     consumer_consensus: &Any,
@@ -169,13 +172,15 @@ pub fn conn_open_ack(
     relayer: &str,
 ) -> Result<(Any, Vec<Signed>), SignerError> {
     let conn_path = format!("connections/{}", link.connection_on_service);
-    let try_end = signer.sign(
+    let try_end = signer.sign_at(
+        first,
         conn_path.as_bytes(),
         &service_connection_end(link).encode_to_vec(),
         timestamp,
     )?;
     let client_path = format!("clients/{}/clientState", link.client_on_service);
-    let client = signer.sign(
+    let client = signer.sign_at(
+        first + 1,
         client_path.as_bytes(),
         &consumer_client.encode_to_vec(),
         timestamp,
@@ -184,7 +189,8 @@ pub fn conn_open_ack(
         "clients/{}/consensusStates/{}-{}",
         link.client_on_service, consensus_height.revision_number, consensus_height.revision_height
     );
-    let consensus = signer.sign(
+    let consensus = signer.sign_at(
+        first + 2,
         consensus_path.as_bytes(),
         &consumer_consensus.encode_to_vec(),
         timestamp,
@@ -239,9 +245,11 @@ pub fn service_channel_end(link: &Link) -> Channel {
     }
 }
 
-/// `MsgChannelOpenAck` with the proof of the service's channel end.
+/// `MsgChannelOpenAck` with the proof of the service's channel end, at
+/// solo-machine sequence `sequence`.
 pub fn chan_open_ack(
     signer: &Signer,
+    sequence: u64,
     link: &Link,
     timestamp: u64,
     relayer: &str,
@@ -250,7 +258,8 @@ pub fn chan_open_ack(
         "channelEnds/ports/{PORT_ID}/channels/{}",
         link.channel_on_service
     );
-    let signed = signer.sign(
+    let signed = signer.sign_at(
+        sequence,
         path.as_bytes(),
         &service_channel_end(link).encode_to_vec(),
         timestamp,
@@ -293,10 +302,11 @@ pub fn commitment_path(packet: &Packet) -> String {
     )
 }
 
-/// `MsgRecvPacket` for `packet`, with the proof of its commitment. One per
-/// transaction (`../shared/IBC.md`).
+/// `MsgRecvPacket` for `packet`, with the proof of its commitment at
+/// solo-machine sequence `sequence`. One per transaction (`../shared/IBC.md`).
 pub fn recv_packet(
     signer: &Signer,
+    sequence: u64,
     packet: Packet,
     timestamp: u64,
     relayer: &str,
@@ -306,7 +316,12 @@ pub fn recv_packet(
         .as_ref()
         .map_or((0, 0), |h| (h.revision_number, h.revision_height));
     let commitment = packet_commitment(packet.timeout_timestamp, rev, height, &packet.data);
-    let signed = signer.sign(commitment_path(&packet).as_bytes(), &commitment, timestamp)?;
+    let signed = signer.sign_at(
+        sequence,
+        commitment_path(&packet).as_bytes(),
+        &commitment,
+        timestamp,
+    )?;
     let msg = any(&MsgRecvPacket {
         packet: Some(packet),
         proof_commitment: signed.proof(),

@@ -3,5 +3,6 @@
 
 pub mod consumer;
 pub mod golden;
+pub mod network;
 pub mod node;
 pub mod scenarios;

@@ -193,6 +193,7 @@ fn connect(a: &Anchored, signer: &Signer) -> Result<Consumer> {
     let ts = c.tick();
     let (ack, signed) = msgs::conn_open_ack(
         signer,
+        signer.state()?.sequence,
         &c.link,
         &consumer_client,
         &consumer_consensus,
@@ -208,7 +209,7 @@ fn connect(a: &Anchored, signer: &Signer) -> Result<Consumer> {
         .context("chan open init")?;
     c.link.channel_on_consumer = "channel-0".into();
     let ts = c.tick();
-    let (ack, _) = msgs::chan_open_ack(signer, &c.link, ts, RELAYER)?;
+    let (ack, _) = msgs::chan_open_ack(signer, signer.state()?.sequence, &c.link, ts, RELAYER)?;
     c.deliver(ack).context("chan open ack")?;
     ensure!(
         c.sequence() == signer.state()?.sequence,
@@ -222,7 +223,7 @@ fn recv(c: &mut Consumer, signer: &Signer, sequence: u64, data: Vec<u8>) -> Resu
     let ts = c.tick();
     let timeout = c.clock + 3_600_000_000_000;
     let packet = msgs::packet(&c.link, sequence, data, timeout);
-    Ok(msgs::recv_packet(signer, packet, ts, RELAYER)?.0)
+    Ok(msgs::recv_packet(signer, signer.state()?.sequence, packet, ts, RELAYER)?.0)
 }
 
 #[test]
@@ -301,7 +302,7 @@ fn fifty_anchored_packets_are_accepted_verified_and_acknowledged_through_ibc_rs(
         a.packets[51].clone(),
         c.clock + 3_600_000_000_000,
     );
-    let (msg, _) = msgs::recv_packet(&back, packet, START_NS, RELAYER)?;
+    let (msg, _) = msgs::recv_packet(&back, back.state()?.sequence, packet, START_NS, RELAYER)?;
     ensure!(
         c.deliver(msg).is_err(),
         "a backwards timestamp was accepted"

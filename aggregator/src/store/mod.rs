@@ -319,6 +319,31 @@ impl Store {
         })
     }
 
+    /// The records of `batch`, in leaf order, keeping those `keep` accepts
+    /// (the IBC relay takes one chain's records of each anchored batch).
+    pub fn batch_records(
+        &self,
+        batch: &BatchInfo,
+        keep: impl Fn(&Record) -> bool,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let records = txn.open_table(RECORDS)?;
+        let mut out = Vec::new();
+        for entry in records.range(batch.first_record..batch.first_record + batch.size)? {
+            let (k, v) = entry?;
+            let (id, received_unix_ms, record) = decode_record(v.value())?;
+            if keep(&record) {
+                out.push(StoredRecord {
+                    id,
+                    record,
+                    received_unix_ms,
+                    batch: Some((batch.seq, k.value() - batch.first_record)),
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// Every record stored for `chain` at `height`, in arrival order (more than one = fork).
     pub fn records_at(
         &self,

@@ -1,0 +1,418 @@
+//! The host: ibc-rs's validation and execution contexts over plain maps,
+//! with transaction semantics (a failed message changes nothing).
+
+use super::*;
+
+// ---------------------------------------------------------------- host
+#[derive(Debug, Clone, Default)]
+pub struct CoreStore {
+    pub client_counter: u64,
+    pub conn_counter: u64,
+    pub chan_counter: u64,
+    pub connections: BTreeMap<ConnectionId, ConnectionEnd>,
+    pub client_conns: BTreeMap<ClientId, Vec<ConnectionId>>,
+    pub channels: BTreeMap<(PortId, ChannelId), ChannelEnd>,
+    pub seq_send: BTreeMap<(PortId, ChannelId), Sequence>,
+    pub seq_recv: BTreeMap<(PortId, ChannelId), Sequence>,
+    pub seq_ack: BTreeMap<(PortId, ChannelId), Sequence>,
+    pub commitments: BTreeMap<(PortId, ChannelId, Sequence), PacketCommitment>,
+    pub receipts: BTreeSet<(PortId, ChannelId, Sequence)>,
+    pub acks: BTreeMap<(PortId, ChannelId, Sequence), AcknowledgementCommitment>,
+    pub events: Vec<IbcEvent>,
+    pub logs: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Host {
+    pub solo: SharedSolo,
+    pub core: CoreStore,
+    pub host_height_v: Height,
+    pub host_time: Timestamp,
+    pub host_history: BTreeMap<Height, Timestamp>,
+}
+
+impl Host {
+    /// A host at height 1, time `start_ns`.
+    pub fn new(start_ns: u64) -> Host {
+        let height = Height::new(0, 1).expect("non-zero");
+        let time = Timestamp::from_nanoseconds(start_ns);
+        Host {
+            solo: Arc::new(Mutex::new(SoloStore::default())),
+            core: CoreStore::default(),
+            host_height_v: height,
+            host_time: time,
+            host_history: BTreeMap::from([(height, time)]),
+        }
+    }
+
+    /// Decodes `any` as ibc-rs does for a transaction's message and delivers it.
+    pub fn deliver_any(&mut self, router: &mut impl Router, any: Any) -> anyhow::Result<()> {
+        let msg = MsgEnvelope::try_from(any).map_err(|e| anyhow::anyhow!("decoding: {e}"))?;
+        self.deliver(router, msg)
+            .map_err(|e| anyhow::anyhow!("handler: {e}"))
+    }
+
+    /// The client's current state.
+    pub fn solo_client(&self, id: &str) -> Option<sm::ClientState> {
+        let id: ClientId = id.parse().ok()?;
+        self.solo.lock().ok()?.clients.get(&id).cloned()
+    }
+
+    /// The host's own consensus state at `height`, as the counterparty proves it.
+    pub fn self_consensus_any(&self, height: Height) -> Option<Any> {
+        self.host_consensus_state(&height).ok().map(Any::from)
+    }
+
+    /// Moves the host one block and `dt` forward.
+    pub fn advance(&mut self, dt: Duration) {
+        self.host_height_v = self.host_height_v.increment();
+        self.host_time = (self.host_time + dt).expect("no overflow");
+        self.host_history.insert(self.host_height_v, self.host_time);
+    }
+    /// Moves the host one block forward, to `time_ns` (or 1 ns after the
+    /// last block if that is later).
+    pub fn advance_to(&mut self, time_ns: u64) {
+        let next = self.host_time.nanoseconds().saturating_add(1).max(time_ns);
+        self.host_height_v = self.host_height_v.increment();
+        self.host_time = Timestamp::from_nanoseconds(next);
+        self.host_history.insert(self.host_height_v, self.host_time);
+    }
+
+    /// Everything a transaction can change, to restore if one of its
+    /// messages fails.
+    pub fn snapshot(&self) -> (CoreStore, SoloStore) {
+        let solo = self.solo.lock().map(|s| s.clone()).unwrap_or_default();
+        (self.core.clone(), solo)
+    }
+
+    /// Puts back a [`Host::snapshot`].
+    pub fn restore(&mut self, (core, solo): (CoreStore, SoloStore)) {
+        self.core = core;
+        if let Ok(mut s) = self.solo.lock() {
+            *s = solo;
+        }
+    }
+
+    /// tx semantics: any Err rolls back everything, including solo sequence bumps made in validate.
+    pub fn deliver(
+        &mut self,
+        router: &mut impl Router,
+        msg: MsgEnvelope,
+    ) -> Result<(), HandlerError> {
+        let core = self.core.clone();
+        let solo = self.solo.lock().expect("lock").clone();
+        let r = dispatch(self, router, msg);
+        if r.is_err() {
+            self.core = core;
+            *self.solo.lock().expect("lock") = solo;
+        }
+        r
+    }
+}
+
+fn key2(p: &PortId, c: &ChannelId) -> (PortId, ChannelId) {
+    (p.clone(), c.clone())
+}
+
+impl ClientValidationContext for Host {
+    type ClientStateRef = SoloClientState;
+    type ConsensusStateRef = SoloConsensusState;
+    fn client_state(&self, id: &ClientId) -> Result<SoloClientState, HostError> {
+        let st = self
+            .solo
+            .lock()
+            .map_err(|_| HostError::invalid_state("poisoned"))?;
+        let raw = st
+            .clients
+            .get(id)
+            .cloned()
+            .ok_or_else(|| HostError::missing_state(format!("client {id}")))?;
+        Ok(SoloClientState {
+            raw,
+            bound: Some((id.clone(), self.solo.clone())),
+        })
+    }
+    /// Solo machine has ONE current consensus state; height in the path is ignored.
+    fn consensus_state(
+        &self,
+        p: &ClientConsensusStatePath,
+    ) -> Result<SoloConsensusState, HostError> {
+        let st = self
+            .solo
+            .lock()
+            .map_err(|_| HostError::invalid_state("poisoned"))?;
+        let cs = st
+            .clients
+            .get(&p.client_id)
+            .and_then(|c| c.consensus_state.clone())
+            .ok_or_else(|| HostError::missing_state("consensus state"))?;
+        Ok(SoloConsensusState::from_raw(cs))
+    }
+    fn client_update_meta(
+        &self,
+        id: &ClientId,
+        _h: &Height,
+    ) -> Result<(Timestamp, Height), HostError> {
+        let st = self
+            .solo
+            .lock()
+            .map_err(|_| HostError::invalid_state("poisoned"))?;
+        st.update_meta
+            .get(id)
+            .copied()
+            .ok_or_else(|| HostError::missing_state("update meta"))
+    }
+}
+
+impl ClientExecutionContext for Host {
+    type ClientStateMut = SoloClientState;
+    fn store_client_state(
+        &mut self,
+        p: ClientStatePath,
+        cs: SoloClientState,
+    ) -> Result<(), HostError> {
+        self.solo
+            .lock()
+            .map_err(|_| HostError::invalid_state("poisoned"))?
+            .clients
+            .insert(p.0, cs.raw);
+        Ok(())
+    }
+    fn store_consensus_state(
+        &mut self,
+        _p: ClientConsensusStatePath,
+        _c: SoloConsensusState,
+    ) -> Result<(), HostError> {
+        Ok(()) // lives inside sm::ClientState.consensus_state
+    }
+    fn delete_consensus_state(&mut self, _: ClientConsensusStatePath) -> Result<(), HostError> {
+        Ok(())
+    }
+    fn store_update_meta(
+        &mut self,
+        id: ClientId,
+        _h: Height,
+        t: Timestamp,
+        hh: Height,
+    ) -> Result<(), HostError> {
+        self.solo
+            .lock()
+            .map_err(|_| HostError::invalid_state("poisoned"))?
+            .update_meta
+            .insert(id, (t, hh));
+        Ok(())
+    }
+    fn delete_update_meta(&mut self, _: ClientId, _: Height) -> Result<(), HostError> {
+        Ok(())
+    }
+}
+
+impl ValidationContext for Host {
+    type V = Self;
+    type HostClientState = OpaqueSelfClient;
+    type HostConsensusState = HostConsState;
+    fn get_client_validation_context(&self) -> &Self {
+        self
+    }
+    fn host_height(&self) -> Result<Height, HostError> {
+        Ok(self.host_height_v)
+    }
+    fn host_timestamp(&self) -> Result<Timestamp, HostError> {
+        Ok(self.host_time)
+    }
+    fn host_consensus_state(&self, h: &Height) -> Result<HostConsState, HostError> {
+        let t = self
+            .host_history
+            .get(h)
+            .copied()
+            .ok_or_else(|| HostError::missing_state(format!("host cs at {h}")))?;
+        Ok(HostConsState {
+            height: *h,
+            time: t,
+            root: CommitmentRoot::from_bytes(&[0]),
+        })
+    }
+    fn client_counter(&self) -> Result<u64, HostError> {
+        Ok(self.core.client_counter)
+    }
+    fn connection_end(&self, id: &ConnectionId) -> Result<ConnectionEnd, HostError> {
+        self.core
+            .connections
+            .get(id)
+            .cloned()
+            .ok_or_else(|| HostError::missing_state(format!("conn {id}")))
+    }
+    fn validate_self_client(&self, _cs: OpaqueSelfClient) -> Result<(), HostError> {
+        Ok(())
+    }
+    fn commitment_prefix(&self) -> CommitmentPrefix {
+        CommitmentPrefix::from(b"ibc".to_vec())
+    }
+    fn connection_counter(&self) -> Result<u64, HostError> {
+        Ok(self.core.conn_counter)
+    }
+    fn channel_end(&self, p: &ChannelEndPath) -> Result<ChannelEnd, HostError> {
+        self.core
+            .channels
+            .get(&key2(&p.0, &p.1))
+            .cloned()
+            .ok_or_else(|| HostError::missing_state("channel"))
+    }
+    fn get_next_sequence_send(&self, p: &SeqSendPath) -> Result<Sequence, HostError> {
+        self.core
+            .seq_send
+            .get(&key2(&p.0, &p.1))
+            .copied()
+            .ok_or_else(|| HostError::missing_state("seq send"))
+    }
+    fn get_next_sequence_recv(&self, p: &SeqRecvPath) -> Result<Sequence, HostError> {
+        self.core
+            .seq_recv
+            .get(&key2(&p.0, &p.1))
+            .copied()
+            .ok_or_else(|| HostError::missing_state("seq recv"))
+    }
+    fn get_next_sequence_ack(&self, p: &SeqAckPath) -> Result<Sequence, HostError> {
+        self.core
+            .seq_ack
+            .get(&key2(&p.0, &p.1))
+            .copied()
+            .ok_or_else(|| HostError::missing_state("seq ack"))
+    }
+    fn get_packet_commitment(&self, p: &CommitmentPath) -> Result<PacketCommitment, HostError> {
+        self.core
+            .commitments
+            .get(&(p.port_id.clone(), p.channel_id.clone(), p.sequence))
+            .cloned()
+            .ok_or_else(|| HostError::missing_state("commitment"))
+    }
+    fn get_packet_receipt(&self, p: &ReceiptPath) -> Result<Receipt, HostError> {
+        Ok(
+            if self
+                .core
+                .receipts
+                .contains(&(p.port_id.clone(), p.channel_id.clone(), p.sequence))
+            {
+                Receipt::Ok
+            } else {
+                Receipt::None
+            },
+        )
+    }
+    fn get_packet_acknowledgement(
+        &self,
+        p: &AckPath,
+    ) -> Result<AcknowledgementCommitment, HostError> {
+        self.core
+            .acks
+            .get(&(p.port_id.clone(), p.channel_id.clone(), p.sequence))
+            .cloned()
+            .ok_or_else(|| HostError::missing_state("ack")) // MUST be Err when absent
+    }
+    fn channel_counter(&self) -> Result<u64, HostError> {
+        Ok(self.core.chan_counter)
+    }
+    fn max_expected_time_per_block(&self) -> Duration {
+        Duration::from_secs(3)
+    }
+    fn validate_message_signer(&self, _: &Signer) -> Result<(), HostError> {
+        Ok(())
+    }
+}
+
+impl ExecutionContext for Host {
+    type E = Self;
+    fn get_client_execution_context(&mut self) -> &mut Self {
+        self
+    }
+    fn increase_client_counter(&mut self) -> Result<(), HostError> {
+        self.core.client_counter += 1;
+        Ok(())
+    }
+    fn store_connection(&mut self, p: &ConnectionPath, c: ConnectionEnd) -> Result<(), HostError> {
+        self.core.connections.insert(p.0.clone(), c);
+        Ok(())
+    }
+    fn store_connection_to_client(
+        &mut self,
+        p: &ClientConnectionPath,
+        id: ConnectionId,
+    ) -> Result<(), HostError> {
+        self.core
+            .client_conns
+            .entry(p.0.clone())
+            .or_default()
+            .push(id);
+        Ok(())
+    }
+    fn increase_connection_counter(&mut self) -> Result<(), HostError> {
+        self.core.conn_counter += 1;
+        Ok(())
+    }
+    fn store_packet_commitment(
+        &mut self,
+        p: &CommitmentPath,
+        c: PacketCommitment,
+    ) -> Result<(), HostError> {
+        self.core
+            .commitments
+            .insert((p.port_id.clone(), p.channel_id.clone(), p.sequence), c);
+        Ok(())
+    }
+    fn delete_packet_commitment(&mut self, p: &CommitmentPath) -> Result<(), HostError> {
+        self.core
+            .commitments
+            .remove(&(p.port_id.clone(), p.channel_id.clone(), p.sequence));
+        Ok(())
+    }
+    fn store_packet_receipt(&mut self, p: &ReceiptPath, _: Receipt) -> Result<(), HostError> {
+        self.core
+            .receipts
+            .insert((p.port_id.clone(), p.channel_id.clone(), p.sequence));
+        Ok(())
+    }
+    fn store_packet_acknowledgement(
+        &mut self,
+        p: &AckPath,
+        a: AcknowledgementCommitment,
+    ) -> Result<(), HostError> {
+        self.core
+            .acks
+            .insert((p.port_id.clone(), p.channel_id.clone(), p.sequence), a);
+        Ok(())
+    }
+    fn delete_packet_acknowledgement(&mut self, p: &AckPath) -> Result<(), HostError> {
+        self.core
+            .acks
+            .remove(&(p.port_id.clone(), p.channel_id.clone(), p.sequence));
+        Ok(())
+    }
+    fn store_channel(&mut self, p: &ChannelEndPath, c: ChannelEnd) -> Result<(), HostError> {
+        self.core.channels.insert(key2(&p.0, &p.1), c);
+        Ok(())
+    }
+    fn store_next_sequence_send(&mut self, p: &SeqSendPath, s: Sequence) -> Result<(), HostError> {
+        self.core.seq_send.insert(key2(&p.0, &p.1), s);
+        Ok(())
+    }
+    fn store_next_sequence_recv(&mut self, p: &SeqRecvPath, s: Sequence) -> Result<(), HostError> {
+        self.core.seq_recv.insert(key2(&p.0, &p.1), s);
+        Ok(())
+    }
+    fn store_next_sequence_ack(&mut self, p: &SeqAckPath, s: Sequence) -> Result<(), HostError> {
+        self.core.seq_ack.insert(key2(&p.0, &p.1), s);
+        Ok(())
+    }
+    fn increase_channel_counter(&mut self) -> Result<(), HostError> {
+        self.core.chan_counter += 1;
+        Ok(())
+    }
+    fn emit_ibc_event(&mut self, e: IbcEvent) -> Result<(), HostError> {
+        self.core.events.push(e);
+        Ok(())
+    }
+    fn log_message(&mut self, m: String) -> Result<(), HostError> {
+        self.core.logs.push(m);
+        Ok(())
+    }
+}

@@ -1,0 +1,637 @@
+//! The test consumer chain over the network: the ibc-rs host of
+//! [`crate::consumer`] behind an in-process gRPC server speaking the Cosmos
+//! SDK services the relay uses — `cosmos.tx.v1beta1.Service/BroadcastTx`
+//! and `GetTx`, `cosmos.auth.v1beta1.Query/Account` and
+//! `cosmos.base.tendermint.v1beta1.Service/GetLatestBlock`.
+//!
+//! A broadcast transaction is checked as a Cosmos SDK ante handler would
+//! (one SIGN_MODE_DIRECT secp256k1 signer, a known account, its account
+//! number and exact sequence, the signature over the `SignDoc`), charged
+//! nothing, and its messages run on the host in a new block whose time is
+//! the wall clock: all of them or none. A transaction whose messages fail
+//! is refused like a failing `CheckTx` (not in a block, sequence unused).
+//!
+//! Faults for tests: [`TestConsumer::stop`]/[`TestConsumer::restart`] (the
+//! port refuses connections in between), going down right after executing
+//! the n-th next transaction (the answer is lost), bumping an account's
+//! sequence (someone else used it), a clock offset, a per-transaction delay.
+//! Every solo-machine proof seen in any transaction is kept by sequence, so
+//! a test can tell whether two different proofs were ever sent for one.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use bitcoin::hashes::{sha256, Hash};
+use bitcoin::secp256k1::{ecdsa::Signature, Message as SecpMessage, PublicKey, Secp256k1};
+use btcts_consumer::{ConsumerParams, PacketError, TrustedHeader, VerifiedPacket};
+use cosmos_sdk_proto::cosmos::auth::v1beta1::query_server::{Query, QueryServer};
+use cosmos_sdk_proto::cosmos::auth::v1beta1::{self as auth, BaseAccount};
+use cosmos_sdk_proto::cosmos::base::abci::v1beta1::TxResponse;
+use cosmos_sdk_proto::cosmos::base::tendermint::v1beta1::service_server::{
+    Service as NodeService, ServiceServer as NodeServer,
+};
+use cosmos_sdk_proto::cosmos::base::tendermint::v1beta1::{self as node};
+use cosmos_sdk_proto::cosmos::tx::v1beta1::service_server::{
+    Service as TxService, ServiceServer as TxServer,
+};
+use cosmos_sdk_proto::cosmos::tx::v1beta1::{self as txs, AuthInfo, SignDoc, TxBody, TxRaw};
+use ibc::channel::types::packet::Packet;
+use ibc_proto::cosmos::crypto::secp256k1::PubKey;
+use ibc_proto::google::protobuf::Any;
+use ibc_proto::ibc::core::channel::v1::{MsgChannelOpenAck, MsgRecvPacket};
+use ibc_proto::ibc::core::connection::v1::MsgConnectionOpenAck;
+use prost::{Message, Name};
+use tonic::{Request, Response, Status};
+
+use crate::consumer::{BtctsModule, BtctsRouter, Host, NEXT_VALIDATORS_HASH};
+
+/// The bech32 prefix of the test chain's accounts.
+pub const PREFIX: &str = "cosmos";
+
+#[derive(Debug, Clone, Copy)]
+struct AccountState {
+    number: u64,
+    sequence: u64,
+}
+
+/// The chain behind the server.
+#[derive(Debug)]
+pub struct Chain {
+    /// Its id.
+    pub chain_id: String,
+    /// The ibc-rs host.
+    pub host: Host,
+    /// Its `btcts` application.
+    pub router: BtctsRouter,
+    accounts: BTreeMap<String, AccountState>,
+    txs: BTreeMap<String, TxResponse>,
+    /// solo-machine sequence → the proof first seen for it.
+    proofs: BTreeMap<u64, Vec<u8>>,
+    /// Sequences for which a different proof was seen later.
+    pub equivocations: Vec<u64>,
+    /// Transactions refused for a wrong account sequence.
+    pub sequence_mismatches: u64,
+    /// Transactions refused because a message failed.
+    pub refused: Vec<String>,
+    /// Transactions broadcast (valid or not).
+    pub broadcasts: u64,
+    clock_offset_ns: u64,
+    down_after: Option<u64>,
+    delay: Duration,
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn answer(code: u32, log: impl Into<String>, hash: &str) -> TxResponse {
+    TxResponse {
+        txhash: hash.to_owned(),
+        codespace: if code == 0 { String::new() } else { "sdk".into() },
+        code,
+        raw_log: log.into(),
+        ..Default::default()
+    }
+}
+
+impl Chain {
+    fn now(&self) -> u64 {
+        now_ns().saturating_add(self.clock_offset_ns)
+    }
+
+    /// Remembers every solo-machine proof in `msg` by sequence.
+    fn note_proofs(&mut self, msg: &Any) {
+        let mut seen: Vec<(u64, Vec<u8>)> = Vec::new();
+        if msg.type_url == MsgRecvPacket::type_url() {
+            if let Ok(m) = MsgRecvPacket::decode(msg.value.as_slice()) {
+                let h = m.proof_height.map_or(0, |h| h.revision_height);
+                seen.push((h, m.proof_commitment));
+            }
+        } else if msg.type_url == MsgChannelOpenAck::type_url() {
+            if let Ok(m) = MsgChannelOpenAck::decode(msg.value.as_slice()) {
+                let h = m.proof_height.map_or(0, |h| h.revision_height);
+                seen.push((h, m.proof_try));
+            }
+        } else if msg.type_url == MsgConnectionOpenAck::type_url() {
+            if let Ok(m) = MsgConnectionOpenAck::decode(msg.value.as_slice()) {
+                let h = m.proof_height.map_or(0, |h| h.revision_height);
+                seen.push((h, m.proof_try));
+                seen.push((h + 1, m.proof_client));
+                seen.push((h + 2, m.proof_consensus));
+            }
+        }
+        for (sequence, proof) in seen {
+            match self.proofs.get(&sequence) {
+                Some(p) if *p != proof => self.equivocations.push(sequence),
+                Some(_) => {}
+                None => {
+                    self.proofs.insert(sequence, proof);
+                }
+            }
+        }
+    }
+
+    /// The ante checks, then the messages on the host in a new block.
+    fn execute(&mut self, tx_bytes: &[u8]) -> TxResponse {
+        let hash = ibc_relay::grpc::tx_hash(tx_bytes);
+        let raw = match TxRaw::decode(tx_bytes) {
+            Ok(r) => r,
+            Err(e) => return answer(2, format!("tx parse error: {e}"), &hash),
+        };
+        let (Ok(body), Ok(auth_info)) = (
+            TxBody::decode(raw.body_bytes.as_slice()),
+            AuthInfo::decode(raw.auth_info_bytes.as_slice()),
+        ) else {
+            return answer(2, "tx parse error", &hash);
+        };
+        let ([signer], [signature]) = (&auth_info.signer_infos[..], &raw.signatures[..]) else {
+            return answer(4, "expected exactly one signer and one signature", &hash);
+        };
+        let key = signer
+            .public_key
+            .as_ref()
+            .filter(|k| k.type_url == ibc_relay::signer::SECP256K1_PUBKEY_TYPE_URL)
+            .and_then(|k| PubKey::decode(k.value.as_slice()).ok())
+            .and_then(|k| PublicKey::from_slice(&k.key).ok());
+        let Some(key) = key else {
+            return answer(8, "invalid public key", &hash);
+        };
+        let Ok(address) = ibc_relay::cosmos::address(&key, PREFIX) else {
+            return answer(8, "invalid public key", &hash);
+        };
+        let Some(account) = self.accounts.get(&address).copied() else {
+            return answer(9, format!("account {address} not found"), &hash);
+        };
+        if signer.sequence != account.sequence {
+            self.sequence_mismatches += 1;
+            return answer(
+                32,
+                format!(
+                    "account sequence mismatch, expected {}, got {}: incorrect account sequence",
+                    account.sequence, signer.sequence
+                ),
+                &hash,
+            );
+        }
+        let doc = SignDoc {
+            body_bytes: raw.body_bytes.clone(),
+            auth_info_bytes: raw.auth_info_bytes.clone(),
+            chain_id: self.chain_id.clone(),
+            account_number: account.number,
+        };
+        let digest = sha256::Hash::hash(&doc.encode_to_vec()).to_byte_array();
+        let verified = Signature::from_compact(signature).ok().is_some_and(|sig| {
+            Secp256k1::verification_only()
+                .verify_ecdsa(&SecpMessage::from_digest(digest), &sig, &key)
+                .is_ok()
+        });
+        if !verified {
+            return answer(4, "signature verification failed", &hash);
+        }
+        for msg in &body.messages {
+            self.note_proofs(msg);
+        }
+        if self.txs.contains_key(&hash) {
+            return answer(19, "tx already exists in cache", &hash);
+        }
+        // A new block for the transaction.
+        let time = self.now();
+        self.host.advance_to(time);
+        let before = self.host.snapshot();
+        let events_before = self.host.core.events.len();
+        for msg in &body.messages {
+            if let Err(e) = self.host.deliver_any(&mut self.router, msg.clone()) {
+                self.host.restore(before);
+                let log = format!("{}: {e:#}", msg.type_url);
+                self.refused.push(log.clone());
+                let mut r = answer(1, log, &hash);
+                r.codespace = "ibc".into();
+                return r;
+            }
+        }
+        if let Some(a) = self.accounts.get_mut(&address) {
+            a.sequence += 1;
+        }
+        let events = self.host.core.events[events_before..]
+            .iter()
+            .filter_map(|e| tendermint::abci::Event::try_from(e.clone()).ok())
+            .map(|e| tendermint_proto::abci::Event {
+                r#type: e.kind,
+                attributes: e
+                    .attributes
+                    .iter()
+                    .map(|a| tendermint_proto::abci::EventAttribute {
+                        key: a.key_str().unwrap_or_default().to_owned(),
+                        value: a.value_str().unwrap_or_default().to_owned(),
+                        index: true,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let response = TxResponse {
+            height: self.host.host_height_v.revision_height() as i64,
+            events,
+            ..answer(0, "", &hash)
+        };
+        self.txs.insert(hash, response.clone());
+        response
+    }
+}
+
+/// What the server's handlers share.
+#[derive(Debug, Clone)]
+struct Shared {
+    chain: Arc<Mutex<Chain>>,
+    stop: Arc<Mutex<Option<tokio::sync::oneshot::Sender<()>>>>,
+}
+
+impl Shared {
+    fn chain(&self) -> Result<MutexGuard<'_, Chain>, Status> {
+        self.chain
+            .lock()
+            .map_err(|_| Status::internal("chain lock poisoned"))
+    }
+
+    fn go_down(&self) {
+        if let Ok(mut s) = self.stop.lock() {
+            if let Some(tx) = s.take() {
+                let _ = tx.send(());
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl TxService for Shared {
+    async fn broadcast_tx(
+        &self,
+        request: Request<txs::BroadcastTxRequest>,
+    ) -> Result<Response<txs::BroadcastTxResponse>, Status> {
+        let (response, down, delay) = {
+            let mut c = self.chain()?;
+            c.broadcasts += 1;
+            let response = c.execute(&request.into_inner().tx_bytes);
+            let down = match c.down_after {
+                Some(1) => {
+                    c.down_after = None;
+                    true
+                }
+                Some(n) => {
+                    c.down_after = Some(n - 1);
+                    false
+                }
+                None => false,
+            };
+            (response, down, c.delay)
+        };
+        if down {
+            self.go_down();
+            return Err(Status::unavailable("the node went down"));
+        }
+        tokio::time::sleep(delay).await;
+        Ok(Response::new(txs::BroadcastTxResponse {
+            tx_response: Some(response),
+        }))
+    }
+
+    async fn get_tx(
+        &self,
+        request: Request<txs::GetTxRequest>,
+    ) -> Result<Response<txs::GetTxResponse>, Status> {
+        let c = self.chain()?;
+        match c.txs.get(&request.into_inner().hash) {
+            Some(r) => Ok(Response::new(txs::GetTxResponse {
+                tx: None,
+                tx_response: Some(r.clone()),
+            })),
+            None => Err(Status::not_found("tx not found")),
+        }
+    }
+
+    async fn simulate(
+        &self,
+        _: Request<txs::SimulateRequest>,
+    ) -> Result<Response<txs::SimulateResponse>, Status> {
+        Err(Status::unimplemented("simulate"))
+    }
+    async fn get_txs_event(
+        &self,
+        _: Request<txs::GetTxsEventRequest>,
+    ) -> Result<Response<txs::GetTxsEventResponse>, Status> {
+        Err(Status::unimplemented("get_txs_event"))
+    }
+    async fn get_block_with_txs(
+        &self,
+        _: Request<txs::GetBlockWithTxsRequest>,
+    ) -> Result<Response<txs::GetBlockWithTxsResponse>, Status> {
+        Err(Status::unimplemented("get_block_with_txs"))
+    }
+    async fn tx_decode(
+        &self,
+        _: Request<txs::TxDecodeRequest>,
+    ) -> Result<Response<txs::TxDecodeResponse>, Status> {
+        Err(Status::unimplemented("tx_decode"))
+    }
+    async fn tx_encode(
+        &self,
+        _: Request<txs::TxEncodeRequest>,
+    ) -> Result<Response<txs::TxEncodeResponse>, Status> {
+        Err(Status::unimplemented("tx_encode"))
+    }
+    async fn tx_encode_amino(
+        &self,
+        _: Request<txs::TxEncodeAminoRequest>,
+    ) -> Result<Response<txs::TxEncodeAminoResponse>, Status> {
+        Err(Status::unimplemented("tx_encode_amino"))
+    }
+    async fn tx_decode_amino(
+        &self,
+        _: Request<txs::TxDecodeAminoRequest>,
+    ) -> Result<Response<txs::TxDecodeAminoResponse>, Status> {
+        Err(Status::unimplemented("tx_decode_amino"))
+    }
+}
+
+/// `Unimplemented` for the auth and node methods the relay does not use,
+/// written out as `async_trait` expands them (it cannot see into a macro).
+macro_rules! unimplemented_methods {
+    ($($name:ident($req:ty) -> $resp:ty;)*) => {
+        $(
+            fn $name<'life0, 'async_trait>(
+                &'life0 self,
+                _: Request<$req>,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<Response<$resp>, Status>> + Send + 'async_trait>,
+            >
+            where
+                'life0: 'async_trait,
+                Self: 'async_trait,
+            {
+                Box::pin(async move { Err(Status::unimplemented(stringify!($name))) })
+            }
+        )*
+    };
+}
+
+#[tonic::async_trait]
+impl Query for Shared {
+    async fn account(
+        &self,
+        request: Request<auth::QueryAccountRequest>,
+    ) -> Result<Response<auth::QueryAccountResponse>, Status> {
+        let address = request.into_inner().address;
+        let c = self.chain()?;
+        let a = c
+            .accounts
+            .get(&address)
+            .ok_or_else(|| Status::not_found(format!("account {address} not found")))?;
+        let account = BaseAccount {
+            address,
+            pub_key: None,
+            account_number: a.number,
+            sequence: a.sequence,
+        };
+        Ok(Response::new(auth::QueryAccountResponse {
+            account: Some(tendermint_proto::google::protobuf::Any {
+                type_url: BaseAccount::type_url(),
+                value: account.encode_to_vec(),
+            }),
+        }))
+    }
+
+    unimplemented_methods! {
+        accounts(auth::QueryAccountsRequest) -> auth::QueryAccountsResponse;
+        account_address_by_id(auth::QueryAccountAddressByIdRequest) -> auth::QueryAccountAddressByIdResponse;
+        params(auth::QueryParamsRequest) -> auth::QueryParamsResponse;
+        module_accounts(auth::QueryModuleAccountsRequest) -> auth::QueryModuleAccountsResponse;
+        module_account_by_name(auth::QueryModuleAccountByNameRequest) -> auth::QueryModuleAccountByNameResponse;
+        bech32_prefix(auth::Bech32PrefixRequest) -> auth::Bech32PrefixResponse;
+        address_bytes_to_string(auth::AddressBytesToStringRequest) -> auth::AddressBytesToStringResponse;
+        address_string_to_bytes(auth::AddressStringToBytesRequest) -> auth::AddressStringToBytesResponse;
+        account_info(auth::QueryAccountInfoRequest) -> auth::QueryAccountInfoResponse;
+    }
+}
+
+#[tonic::async_trait]
+impl NodeService for Shared {
+    async fn get_latest_block(
+        &self,
+        _: Request<node::GetLatestBlockRequest>,
+    ) -> Result<Response<node::GetLatestBlockResponse>, Status> {
+        let c = self.chain()?;
+        let height = c.host.host_height_v.revision_height();
+        let ns = c.host.host_time.nanoseconds();
+        let header = node::Header {
+            chain_id: c.chain_id.clone(),
+            height: height as i64,
+            time: Some(tendermint_proto::google::protobuf::Timestamp {
+                seconds: (ns / 1_000_000_000) as i64,
+                nanos: (ns % 1_000_000_000) as i32,
+            }),
+            app_hash: crate::consumer::app_hash(height),
+            next_validators_hash: NEXT_VALIDATORS_HASH.to_vec(),
+            ..Default::default()
+        };
+        Ok(Response::new(node::GetLatestBlockResponse {
+            block_id: None,
+            block: None,
+            sdk_block: Some(node::Block {
+                header: Some(header),
+                ..Default::default()
+            }),
+        }))
+    }
+
+    unimplemented_methods! {
+        get_node_info(node::GetNodeInfoRequest) -> node::GetNodeInfoResponse;
+        get_syncing(node::GetSyncingRequest) -> node::GetSyncingResponse;
+        get_block_by_height(node::GetBlockByHeightRequest) -> node::GetBlockByHeightResponse;
+        get_latest_validator_set(node::GetLatestValidatorSetRequest) -> node::GetLatestValidatorSetResponse;
+        get_validator_set_by_height(node::GetValidatorSetByHeightRequest) -> node::GetValidatorSetByHeightResponse;
+        abci_query(node::AbciQueryRequest) -> node::AbciQueryResponse;
+    }
+}
+
+/// A test consumer chain serving gRPC on a loopback port.
+#[derive(Debug)]
+pub struct TestConsumer {
+    shared: Shared,
+    addr: SocketAddr,
+    rt: tokio::runtime::Runtime,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestConsumer {
+    /// A chain `chain_id` whose `btcts` app trusts `trusted` and expects
+    /// `params`, with `funded` accounts (bech32 `cosmos` addresses), serving
+    /// on a free loopback port.
+    pub fn start(
+        chain_id: &str,
+        trusted: TrustedHeader,
+        params: ConsumerParams,
+        funded: &[String],
+    ) -> Result<TestConsumer> {
+        let mut host = Host::new(now_ns());
+        host.advance_to(now_ns());
+        let chain = Chain {
+            chain_id: chain_id.to_owned(),
+            host,
+            router: BtctsRouter {
+                module: BtctsModule::new(trusted, params),
+            },
+            accounts: funded
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    (
+                        a.clone(),
+                        AccountState {
+                            number: i as u64 + 7,
+                            sequence: 0,
+                        },
+                    )
+                })
+                .collect(),
+            txs: BTreeMap::new(),
+            proofs: BTreeMap::new(),
+            equivocations: Vec::new(),
+            sequence_mismatches: 0,
+            refused: Vec::new(),
+            broadcasts: 0,
+            clock_offset_ns: 0,
+            down_after: None,
+            delay: Duration::ZERO,
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let addr = listener.local_addr()?;
+        let mut consumer = TestConsumer {
+            shared: Shared {
+                chain: Arc::new(Mutex::new(chain)),
+                stop: Arc::new(Mutex::new(None)),
+            },
+            addr,
+            rt,
+            server: None,
+        };
+        consumer.serve(listener)?;
+        Ok(consumer)
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) -> Result<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        *self
+            .shared
+            .stop
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))? = Some(tx);
+        let shared = self.shared.clone();
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        self.server = Some(self.rt.spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(TxServer::new(shared.clone()))
+                .add_service(QueryServer::new(shared.clone()))
+                .add_service(NodeServer::new(shared))
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = rx.await;
+                })
+                .await;
+        }));
+        Ok(())
+    }
+
+    /// `http://127.0.0.1:port`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The chain, to inspect or to change.
+    pub fn chain(&self) -> MutexGuard<'_, Chain> {
+        self.shared.chain.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops serving: the port refuses connections until [`Self::restart`].
+    pub fn stop(&mut self) {
+        self.shared.go_down();
+        if let Some(server) = self.server.take() {
+            let _ = self.rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(5), server).await
+            });
+        }
+    }
+
+    /// Serves again on the same port (the chain kept its state).
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        let listener = self
+            .rt
+            .block_on(tokio::net::TcpListener::bind(self.addr))
+            .context("re-binding the consumer's port")?;
+        self.serve(listener)
+    }
+
+    /// Goes down right after executing the `n`-th next transaction; its
+    /// answer is lost.
+    pub fn go_down_after(&self, n: u64) {
+        self.chain().down_after = Some(n);
+    }
+
+    /// Whether the server is serving.
+    pub fn is_up(&self) -> bool {
+        self.server.as_ref().is_some_and(|s| !s.is_finished())
+    }
+
+    /// Uses `address`'s next sequence, as another transaction would.
+    pub fn bump_sequence(&self, address: &str) {
+        if let Some(a) = self.chain().accounts.get_mut(address) {
+            a.sequence += 1;
+        }
+    }
+
+    /// Moves the chain's clock `by` ahead of the wall clock.
+    pub fn jump_clock(&self, by: Duration) {
+        self.chain().clock_offset_ns += by.as_nanos() as u64;
+    }
+
+    /// Answers each broadcast only after `delay`.
+    pub fn set_delay(&self, delay: Duration) {
+        self.chain().delay = delay;
+    }
+
+    /// Every packet the app received, with its verdict.
+    pub fn received(&self) -> Vec<(Packet, Result<VerifiedPacket, PacketError>)> {
+        self.chain().router.module.received.clone()
+    }
+
+    /// How many clients, connections and channels were created.
+    pub fn counts(&self) -> (u64, u64, u64) {
+        let c = self.chain();
+        (
+            c.host.core.client_counter,
+            c.host.core.conn_counter,
+            c.host.core.chan_counter,
+        )
+    }
+
+    /// The solo-machine client `id`'s sequence and whether it is frozen.
+    pub fn client(&self, id: &str) -> Option<(u64, bool)> {
+        self.chain()
+            .host
+            .solo_client(id)
+            .map(|c| (c.sequence, c.is_frozen))
+    }
+}
+
+impl Drop for TestConsumer {
+    fn drop(&mut self) {
+        self.shared.go_down();
+    }
+}
