@@ -6,6 +6,7 @@ mod calendar;
 pub mod config;
 mod dev;
 pub mod error;
+pub mod ibc;
 mod proof_cmd;
 mod routes;
 pub mod server;
@@ -52,6 +53,10 @@ enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// IBC delivery to consumer chains: set up a chain's client, connection
+    /// and channel; show its delivery status.
+    #[command(subcommand)]
+    Ibc(ibc::IbcCommand),
 }
 
 /// Arguments of `btcts serve`.
@@ -110,6 +115,7 @@ where
         Command::Serve(args) => report(serve(&args), err),
         Command::Dev(args) => report(dev::run(&args, out), err),
         Command::Proof(args) => report(proof_cmd::run(&args, out), err),
+        Command::Ibc(command) => report(ibc::run(&command, out), err),
         Command::Token(TokenCommand::New { chain }) => {
             report(token_new(chain.as_deref(), out), err)
         }

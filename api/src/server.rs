@@ -48,6 +48,8 @@ pub struct AppState {
     pub tips: Option<Arc<btc_submitter::TipCache>>,
     /// OpenTimestamps: whether the calendar is served, and its public URL.
     pub ots: OtsState,
+    /// IBC delivery, by consumer chain id.
+    pub ibc: std::collections::BTreeMap<String, crate::ibc::IbcView>,
 }
 
 /// The OpenTimestamps part of [`AppState`].
@@ -95,11 +97,12 @@ impl KeyExtractor for TokenOrAddress {
 }
 
 /// Every route the router serves: the OpenAPI test holds the spec to this list.
-pub const ROUTES: [(&str, &str); 13] = [
+pub const ROUTES: [(&str, &str); 14] = [
     ("post", "/v1/chains/{chain_id}/blocks"),
     ("get", "/v1/chains/{chain_id}/blocks/{height}"),
     ("get", "/v1/chains/{chain_id}/status"),
     ("get", "/v1/chains/{chain_id}/conflicts"),
+    ("get", "/v1/chains/{chain_id}/ibc"),
     ("get", "/v1/records/{id}"),
     ("get", "/v1/records/{id}/proof"),
     ("get", "/v1/batches/{seq}"),
@@ -122,6 +125,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         )
         .route("/v1/chains/{chain_id}/status", get(routes::chain_status))
         .route("/v1/chains/{chain_id}/conflicts", get(routes::conflicts))
+        .route("/v1/chains/{chain_id}/ibc", get(crate::ibc::status))
         .route("/v1/records/{id}", get(routes::get_record))
         .route("/v1/records/{id}/proof", get(routes::get_proof))
         .route("/v1/batches/{seq}", get(routes::batch));
@@ -357,6 +361,17 @@ pub async fn serve(
     })
     .await??;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (relays, ibc) = crate::ibc::open_all(settings.ibc.as_ref())?;
+    let mut deliveries = Vec::new();
+    if let Some(ibc_settings) = &settings.ibc {
+        for relay in relays {
+            let (store, node, stop) = (store.clone(), node.clone(), stop_rx.clone());
+            let poll = ibc_settings.poll;
+            deliveries.push(tokio::task::spawn_blocking(move || {
+                crate::ibc::deliver(relay, store, node, poll, stop)
+            }));
+        }
+    }
     let poll = settings.anchor.poll;
     let anchoring = tokio::spawn(anchorer.run(stop_rx.clone()));
     let tips = Arc::new(btc_submitter::TipCache::new(TIP_CACHE_DEPTH));
@@ -387,6 +402,7 @@ pub async fn serve(
         metrics,
         tips: Some(tips),
         ots,
+        ibc,
     });
     let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, router)
@@ -395,6 +411,9 @@ pub async fn serve(
     info!("HTTP drained; stopping the anchoring loop");
     let _ = stop_tx.send(true);
     let _ = refresher.await;
+    for delivery in deliveries {
+        let _ = delivery.await;
+    }
     if anchoring.await.ok().flatten().is_none() {
         warn!("the anchoring loop had stopped on its own");
     }

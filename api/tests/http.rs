@@ -68,6 +68,7 @@ fn harness_with(
             calendar: true,
             public_url: CALENDAR.into(),
         },
+        ibc: Default::default(),
     });
     Harness {
         _dir: dir,

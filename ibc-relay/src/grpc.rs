@@ -217,24 +217,26 @@ impl ConsumerNode for GrpcNode {
             .map_err(|s| status_error("latest block", s))?
             .into_inner();
         let no_header = || ChainError::Protocol("latest block without a header".into());
-        let (chain_id, height, time, app_hash, next_validators_hash) =
-            match (r.sdk_block.and_then(|b| b.header), r.block.and_then(|b| b.header)) {
-                (Some(h), _) => (
-                    h.chain_id,
-                    h.height,
-                    h.time,
-                    h.app_hash,
-                    h.next_validators_hash,
-                ),
-                (None, Some(h)) => (
-                    h.chain_id,
-                    h.height,
-                    h.time,
-                    h.app_hash,
-                    h.next_validators_hash,
-                ),
-                (None, None) => return Err(no_header()),
-            };
+        let (chain_id, height, time, app_hash, next_validators_hash) = match (
+            r.sdk_block.and_then(|b| b.header),
+            r.block.and_then(|b| b.header),
+        ) {
+            (Some(h), _) => (
+                h.chain_id,
+                h.height,
+                h.time,
+                h.app_hash,
+                h.next_validators_hash,
+            ),
+            (None, Some(h)) => (
+                h.chain_id,
+                h.height,
+                h.time,
+                h.app_hash,
+                h.next_validators_hash,
+            ),
+            (None, None) => return Err(no_header()),
+        };
         let time = time.ok_or_else(no_header)?;
         let time_ns = u64::try_from(time.seconds)
             .ok()
@@ -300,11 +302,7 @@ impl ConsumerNode for GrpcNode {
                 .into_iter()
                 .map(|e| Event {
                     kind: e.r#type,
-                    attributes: e
-                        .attributes
-                        .into_iter()
-                        .map(|a| (a.key, a.value))
-                        .collect(),
+                    attributes: e.attributes.into_iter().map(|a| (a.key, a.value)).collect(),
                 })
                 .collect(),
         }))

@@ -165,6 +165,11 @@ impl Relay {
         })
     }
 
+    /// The chain's configuration.
+    pub fn config(&self) -> &ConsumerConfig {
+        &self.config
+    }
+
     /// The relayer account's address on the consumer.
     pub fn relayer(&self) -> &str {
         self.sender.address()
@@ -260,9 +265,8 @@ impl Relay {
             let signer = self.signer.clone();
             let chain = self.config.chain_id.to_string();
             self.setup_tx("conn_open_ack", || {
-                let decode = |b: &[u8]| {
-                    Any::decode(b).map_err(|e| StateError(format!("stored state: {e}")))
-                };
+                let decode =
+                    |b: &[u8]| Any::decode(b).map_err(|e| StateError(format!("stored state: {e}")));
                 let height = Height {
                     revision_number: revision_number(&chain),
                     revision_height: intent.consumer_height,
@@ -404,9 +408,10 @@ impl Relay {
                 refreshed = true;
             }
             let chain = self.config.chain_id.clone();
-            let records = store.batch_records(&batch, |r| {
-                matches!(r, Record::PosBlock(b) if b.chain_id == chain)
-            })?;
+            let records = store.batch_records(
+                &batch,
+                |r| matches!(r, Record::PosBlock(b) if b.chain_id == chain),
+            )?;
             let timeout_ns = now_ns().saturating_add(nanos(self.config.packet_timeout));
             let mut packets = Vec::with_capacity(records.len());
             for r in records {
@@ -715,7 +720,10 @@ mod tests {
             }],
         };
         assert_eq!(
-            acknowledgement(&tx(vec![("packet_sequence", "3"), ("packet_ack_hex", &hex)]), 3),
+            acknowledgement(
+                &tx(vec![("packet_sequence", "3"), ("packet_ack_hex", &hex)]),
+                3
+            ),
             PacketState::Acknowledged {
                 consumer_height: 9,
                 bitcoin_height: 120,
@@ -723,7 +731,13 @@ mod tests {
             }
         );
         assert_eq!(
-            acknowledgement(&tx(vec![("packet_sequence", "3"), ("packet_ack", "{\"error\":\"too shallow\"}")]), 3),
+            acknowledgement(
+                &tx(vec![
+                    ("packet_sequence", "3"),
+                    ("packet_ack", "{\"error\":\"too shallow\"}")
+                ]),
+                3
+            ),
             PacketState::ErrorAcknowledged {
                 consumer_height: 9,
                 reason: "too shallow".into()
@@ -731,7 +745,10 @@ mod tests {
         );
         // Another packet's acknowledgement is not this one's.
         assert_eq!(
-            acknowledgement(&tx(vec![("packet_sequence", "4"), ("packet_ack_hex", &hex)]), 3),
+            acknowledgement(
+                &tx(vec![("packet_sequence", "4"), ("packet_ack_hex", &hex)]),
+                3
+            ),
             PacketState::Received { consumer_height: 9 }
         );
     }

@@ -331,9 +331,7 @@ impl RelayStore {
                 table.insert(p.sequence, json.as_slice()).map_err(err)?;
             }
             data_table.insert(seq, data).map_err(err)?;
-            by_record
-                .insert(&old.record_id.0, seq)
-                .map_err(err)?;
+            by_record.insert(&old.record_id.0, seq).map_err(err)?;
             let next = serde_json::to_vec(&(seq + 1)).map_err(err)?;
             meta.insert("next_packet", next.as_slice()).map_err(err)?;
         }

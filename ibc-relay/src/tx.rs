@@ -208,7 +208,9 @@ impl TxSender {
                 return Ok(r);
             }
             if Instant::now() >= deadline {
-                return Err(ChainError::Unavailable(format!("{hash} is not in a block yet")).into());
+                return Err(
+                    ChainError::Unavailable(format!("{hash} is not in a block yet")).into(),
+                );
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_secs(1));

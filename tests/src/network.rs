@@ -92,7 +92,11 @@ fn now_ns() -> u64 {
 fn answer(code: u32, log: impl Into<String>, hash: &str) -> TxResponse {
     TxResponse {
         txhash: hash.to_owned(),
-        codespace: if code == 0 { String::new() } else { "sdk".into() },
+        codespace: if code == 0 {
+            String::new()
+        } else {
+            "sdk".into()
+        },
         code,
         raw_log: log.into(),
         ..Default::default()
@@ -248,16 +252,23 @@ impl Chain {
 struct Shared {
     chain: Arc<Mutex<Chain>>,
     stop: Arc<Mutex<Option<tokio::sync::oneshot::Sender<()>>>>,
+    /// While set, every call fails as if the node were unreachable (open
+    /// connections live in their own tasks and would otherwise go on).
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Shared {
     fn chain(&self) -> Result<MutexGuard<'_, Chain>, Status> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Status::unavailable("the node is down"));
+        }
         self.chain
             .lock()
             .map_err(|_| Status::internal("chain lock poisoned"))
     }
 
     fn go_down(&self) {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
         if let Ok(mut s) = self.stop.lock() {
             if let Some(tx) = s.take() {
                 let _ = tx.send(());
@@ -476,7 +487,10 @@ impl TestConsumer {
         params: ConsumerParams,
         funded: &[String],
     ) -> Result<TestConsumer> {
-        let mut host = Host::new(now_ns());
+        let revision = ibc::host::types::identifiers::ChainId::new(chain_id)
+            .map_err(|e| anyhow::anyhow!("chain id {chain_id}: {e}"))?
+            .revision_number();
+        let mut host = Host::with_revision(revision, now_ns());
         host.advance_to(now_ns());
         let chain = Chain {
             chain_id: chain_id.to_owned(),
@@ -517,6 +531,7 @@ impl TestConsumer {
             shared: Shared {
                 chain: Arc::new(Mutex::new(chain)),
                 stop: Arc::new(Mutex::new(None)),
+                down: Arc::default(),
             },
             addr,
             rt,
@@ -535,15 +550,21 @@ impl TestConsumer {
             .map_err(|_| anyhow::anyhow!("poisoned"))? = Some(tx);
         let shared = self.shared.clone();
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        self.shared
+            .down
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        // Dropping the server future on the signal closes the listener at
+        // once (no graceful drain: the node just goes away).
         self.server = Some(self.rt.spawn(async move {
-            let _ = tonic::transport::Server::builder()
+            let serve = tonic::transport::Server::builder()
                 .add_service(TxServer::new(shared.clone()))
                 .add_service(QueryServer::new(shared.clone()))
                 .add_service(NodeServer::new(shared))
-                .serve_with_incoming_shutdown(incoming, async {
-                    let _ = rx.await;
-                })
-                .await;
+                .serve_with_incoming(incoming);
+            tokio::select! {
+                _ = serve => {}
+                _ = rx => {}
+            }
         }));
         Ok(())
     }
@@ -562,9 +583,9 @@ impl TestConsumer {
     pub fn stop(&mut self) {
         self.shared.go_down();
         if let Some(server) = self.server.take() {
-            let _ = self.rt.block_on(async {
-                tokio::time::timeout(Duration::from_secs(5), server).await
-            });
+            let _ = self
+                .rt
+                .block_on(async { tokio::time::timeout(Duration::from_secs(5), server).await });
         }
     }
 
@@ -586,7 +607,7 @@ impl TestConsumer {
 
     /// Whether the server is serving.
     pub fn is_up(&self) -> bool {
-        self.server.as_ref().is_some_and(|s| !s.is_finished())
+        !self.shared.down.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Uses `address`'s next sequence, as another transaction would.

@@ -34,7 +34,13 @@ pub struct Host {
 impl Host {
     /// A host at height 1, time `start_ns`.
     pub fn new(start_ns: u64) -> Host {
-        let height = Height::new(0, 1).expect("non-zero");
+        Host::with_revision(0, start_ns)
+    }
+
+    /// A host of revision `revision` (a chain id `name-N` has revision N)
+    /// at height 1, time `start_ns`.
+    pub fn with_revision(revision: u64, start_ns: u64) -> Host {
+        let height = Height::new(revision, 1).expect("non-zero");
         let time = Timestamp::from_nanoseconds(start_ns);
         Host {
             solo: Arc::new(Mutex::new(SoloStore::default())),

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{Credentials, TokenHash};
 
+mod ibc;
+pub use ibc::{fee_amount, IbcChain, IbcChainSection, IbcSection, IbcSettings};
+
 /// The file layout. Every field has a default except the node.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -40,37 +43,6 @@ pub struct Config {
     pub opentimestamps: OtsSection,
     /// IBC: the solo-machine signer.
     pub ibc: IbcSection,
-}
-
-/// `[ibc]`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct IbcSection {
-    /// File holding the solo machine's secp256k1 secret key (64 hex
-    /// characters). IBC is off without it. The key itself is never logged.
-    pub key_file: Option<PathBuf>,
-    /// The diversifier of the solo-machine client.
-    pub diversifier: String,
-}
-
-impl Default for IbcSection {
-    fn default() -> Self {
-        IbcSection {
-            key_file: None,
-            diversifier: "btcts".into(),
-        }
-    }
-}
-
-/// Validated `[ibc]`: the key file was read and holds a valid key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IbcSettings {
-    /// The key file (its contents are read where the signer opens).
-    pub key_file: PathBuf,
-    /// The diversifier.
-    pub diversifier: String,
-    /// The signer's store: `ibc-signer.redb` in the data directory.
-    pub signer_store: PathBuf,
 }
 
 /// `[opentimestamps]`.
@@ -367,20 +339,7 @@ impl Config {
                 .map(check_public_url)
                 .transpose()?,
         };
-        let ibc = match &self.ibc.key_file {
-            None => None,
-            Some(path) => {
-                ibc_relay::signer::read_key_file(path).map_err(|e| invalid("ibc.key_file", e))?;
-                if self.ibc.diversifier.trim().is_empty() {
-                    return Err(invalid("ibc.diversifier", "must not be empty"));
-                }
-                Some(IbcSettings {
-                    key_file: path.clone(),
-                    diversifier: self.ibc.diversifier.clone(),
-                    signer_store: self.data_dir.join("ibc-signer.redb"),
-                })
-            }
-        };
+        let ibc = self.ibc.validate(&self.data_dir, self.confirmations)?;
         Ok(Settings {
             ibc,
             ots,
@@ -507,7 +466,7 @@ pub struct Settings {
 }
 
 /// `btcts config example`: a commented configuration with every key.
-pub const EXAMPLE: &str = include_str!("../btcts.example.toml");
+pub const EXAMPLE: &str = include_str!("../../btcts.example.toml");
 
 #[cfg(test)]
 mod tests {
@@ -600,49 +559,6 @@ mod tests {
             (200, AnchorNetwork::Signet)
         );
         assert!(flag_overrides(&["nokey".into()]).is_err());
-    }
-
-    #[test]
-    fn the_ibc_key_file_is_checked_and_its_contents_never_echoed() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let key = dir.path().join("ibc.key");
-        let base = || {
-            env(&[
-                ("BTCTS_NODE_USER", "u"),
-                ("BTCTS_NODE_PASSWORD", "p"),
-                ("BTCTS_DATA_DIR", "/var/lib/btcts"),
-            ])
-        };
-        let s = Config::load(None, base())
-            .expect("loads")
-            .validate()
-            .expect("valid");
-        assert_eq!(s.ibc, None, "IBC is off without a key file");
-        let mut vars = base();
-        vars.push(("BTCTS_IBC_KEY_FILE".into(), key.display().to_string()));
-        let err = Config::load(None, vars.clone())
-            .expect("loads")
-            .validate()
-            .expect_err("missing file");
-        assert!(err.to_string().contains("`ibc.key_file`"), "{err}");
-        std::fs::write(&key, "not-a-secret-key-but-still-private").expect("write");
-        let err = Config::load(None, vars.clone())
-            .expect("loads")
-            .validate()
-            .expect_err("bad key");
-        assert!(!err.to_string().contains("still-private"), "{err}");
-        std::fs::write(&key, format!("{}\n", "42".repeat(32))).expect("write");
-        let s = Config::load(None, vars)
-            .expect("loads")
-            .validate()
-            .expect("valid");
-        let ibc = s.ibc.expect("configured");
-        assert_eq!(ibc.diversifier, "btcts");
-        assert_eq!(
-            ibc.signer_store,
-            PathBuf::from("/var/lib/btcts/ibc-signer.redb")
-        );
-        assert!(!format!("{ibc:?}").contains("4242"));
     }
 
     #[test]

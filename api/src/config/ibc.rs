@@ -1,0 +1,339 @@
+//! `[ibc]` and `[ibc.chains.<chain id>]`: the solo-machine key and the
+//! consumer chains proofs are delivered to (`docs/ibc.md`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aggregator::ChainId;
+use ibc_relay::tx::Fee;
+use ibc_relay::ConsumerConfig;
+use serde::{Deserialize, Serialize};
+
+use super::{invalid, ConfigError};
+
+/// `[ibc]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IbcSection {
+    /// File holding the solo machine's secp256k1 secret key (64 hex
+    /// characters). IBC is off without it. The key itself is never logged.
+    pub key_file: Option<PathBuf>,
+    /// The diversifier of the solo-machine clients; each chain's client
+    /// gets `<diversifier>/<chain id>`.
+    pub diversifier: String,
+    /// How long a packet waits for delivery before it times out (s).
+    pub packet_timeout_secs: u64,
+    /// How often the delivery loop looks for work (ms).
+    pub poll_ms: u64,
+    /// The consumer chains, by chain id.
+    pub chains: BTreeMap<String, IbcChainSection>,
+}
+
+impl Default for IbcSection {
+    fn default() -> Self {
+        IbcSection {
+            key_file: None,
+            diversifier: "btcts".into(),
+            packet_timeout_secs: 3600,
+            poll_ms: 2000,
+            chains: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[ibc.chains.<chain id>]`: one consumer chain.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IbcChainSection {
+    /// The chain's gRPC endpoint, `http://host:port`.
+    pub grpc: String,
+    /// File holding the relayer account's secp256k1 key (64 hex characters).
+    pub account_key_file: PathBuf,
+    /// The height of the Bitcoin header the chain's btcts app trusts.
+    pub checkpoint_height: u32,
+    /// Account address prefix.
+    #[serde(default = "default_prefix")]
+    pub bech32_prefix: String,
+    /// Fee denomination.
+    #[serde(default = "default_denom")]
+    pub fee_denom: String,
+    /// Gas price in `fee_denom` per gas, a decimal (`"0.025"`).
+    #[serde(default = "default_gas_price")]
+    pub gas_price: String,
+    /// Gas limit of each transaction.
+    #[serde(default = "default_gas_limit")]
+    pub gas_limit: u64,
+    /// Depth at which a record's proof is sent (default: `confirmations`).
+    #[serde(default)]
+    pub confirmations: Option<u32>,
+}
+
+fn default_prefix() -> String {
+    "cosmos".into()
+}
+fn default_denom() -> String {
+    "stake".into()
+}
+fn default_gas_price() -> String {
+    "0".into()
+}
+fn default_gas_limit() -> u64 {
+    400_000
+}
+
+/// Validated `[ibc]`: the key files were read and hold valid keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IbcSettings {
+    /// The solo machine's key file (read where the signers open).
+    pub key_file: PathBuf,
+    /// The base diversifier.
+    pub diversifier: String,
+    /// Delivery loop period.
+    pub poll: Duration,
+    /// The consumer chains.
+    pub chains: Vec<IbcChain>,
+}
+
+/// One validated consumer chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IbcChain {
+    /// What the relay needs.
+    pub relay: ConsumerConfig,
+    /// The relayer account's key file.
+    pub account_key_file: PathBuf,
+    /// Its solo-machine client's diversifier.
+    pub diversifier: String,
+    /// Its signer store.
+    pub signer_store: PathBuf,
+    /// Its relay store.
+    pub relay_store: PathBuf,
+}
+
+impl IbcSettings {
+    /// The chain `id`, if configured.
+    pub fn chain(&self, id: &str) -> Option<&IbcChain> {
+        self.chains.iter().find(|c| c.relay.chain_id.as_str() == id)
+    }
+}
+
+/// `ceil(gas_limit × price)` for a decimal `price`.
+pub fn fee_amount(gas_limit: u64, price: &str) -> Option<u128> {
+    let (whole, frac) = price.trim().split_once('.').unwrap_or((price.trim(), ""));
+    if whole.is_empty() && frac.is_empty()
+        || frac.len() > 18
+        || !whole
+            .bytes()
+            .chain(frac.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let scale = 10u128.pow(frac.len() as u32);
+    let units: u128 = format!("{whole}{frac}")
+        .trim_start_matches('0')
+        .parse()
+        .unwrap_or(0);
+    let total = u128::from(gas_limit).checked_mul(units)?;
+    Some(total.div_ceil(scale))
+}
+
+impl IbcSection {
+    /// Checks `[ibc]`; `data_dir` holds the stores, `confirmations` is the
+    /// default depth.
+    pub fn validate(
+        &self,
+        data_dir: &Path,
+        confirmations: u32,
+    ) -> Result<Option<IbcSettings>, ConfigError> {
+        let Some(key_file) = &self.key_file else {
+            if self.chains.is_empty() {
+                return Ok(None);
+            }
+            return Err(invalid(
+                "ibc.key_file",
+                "consumer chains need the solo-machine key",
+            ));
+        };
+        ibc_relay::signer::read_key_file(key_file).map_err(|e| invalid("ibc.key_file", e))?;
+        if self.diversifier.trim().is_empty() {
+            return Err(invalid("ibc.diversifier", "must not be empty"));
+        }
+        if self.packet_timeout_secs < 10 {
+            return Err(invalid("ibc.packet_timeout_secs", "must be at least 10"));
+        }
+        if self.poll_ms == 0 {
+            return Err(invalid("ibc.poll_ms", "must be at least 1"));
+        }
+        let mut chains = Vec::new();
+        for (id, c) in &self.chains {
+            let key = |field: &str| format!("ibc.chains.{id}.{field}");
+            let chain_id: ChainId = id.parse().map_err(|e| invalid(&key("<id>"), e))?;
+            if !(c.grpc.starts_with("http://") && c.grpc.len() > "http://".len()) {
+                return Err(invalid(
+                    &key("grpc"),
+                    "must be http://host:port (TLS is not supported yet: use a local or tunnelled endpoint)",
+                ));
+            }
+            let account = ibc_relay::signer::read_key_file(&c.account_key_file)
+                .map_err(|e| invalid(&key("account_key_file"), e))?;
+            let public = account.public_key(&bitcoin::secp256k1::Secp256k1::signing_only());
+            ibc_relay::cosmos::address(&public, &c.bech32_prefix)
+                .map_err(|e| invalid(&key("bech32_prefix"), e))?;
+            if c.fee_denom.trim().is_empty() {
+                return Err(invalid(&key("fee_denom"), "must not be empty"));
+            }
+            let amount = fee_amount(c.gas_limit, &c.gas_price)
+                .ok_or_else(|| invalid(&key("gas_price"), "not a decimal number"))?;
+            if c.gas_limit == 0 {
+                return Err(invalid(&key("gas_limit"), "must be at least 1"));
+            }
+            let k = c.confirmations.unwrap_or(confirmations);
+            if k == 0 {
+                return Err(invalid(&key("confirmations"), "must be at least 1"));
+            }
+            let dir = data_dir.join("ibc").join(id);
+            chains.push(IbcChain {
+                relay: ConsumerConfig {
+                    chain_id,
+                    grpc: c.grpc.clone(),
+                    bech32_prefix: c.bech32_prefix.clone(),
+                    fee: Fee {
+                        gas_limit: c.gas_limit,
+                        amount,
+                        denom: c.fee_denom.clone(),
+                    },
+                    k,
+                    checkpoint_height: c.checkpoint_height,
+                    packet_timeout: Duration::from_secs(self.packet_timeout_secs),
+                },
+                account_key_file: c.account_key_file.clone(),
+                diversifier: format!("{}/{id}", self.diversifier),
+                signer_store: dir.join("signer.redb"),
+                relay_store: dir.join("relay.redb"),
+            });
+        }
+        Ok(Some(IbcSettings {
+            key_file: key_file.clone(),
+            diversifier: self.diversifier.clone(),
+            poll: Duration::from_millis(self.poll_ms),
+            chains,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn fees_are_rounded_up() {
+        assert_eq!(fee_amount(200_000, "0.025"), Some(5000));
+        assert_eq!(fee_amount(3, "0.5"), Some(2));
+        assert_eq!(fee_amount(400_000, "0"), Some(0));
+        assert_eq!(fee_amount(10, "2"), Some(20));
+        assert_eq!(fee_amount(10, ".1"), Some(1));
+        for bad in ["", ".", "-1", "1e3", "0.1.2", "abc"] {
+            assert_eq!(fee_amount(10, bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_ibc_key_file_is_checked_and_its_contents_never_echoed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("ibc.key");
+        let base = || {
+            env(&[
+                ("BTCTS_NODE_USER", "u"),
+                ("BTCTS_NODE_PASSWORD", "p"),
+                ("BTCTS_DATA_DIR", "/var/lib/btcts"),
+            ])
+        };
+        let s = Config::load(None, base())
+            .expect("loads")
+            .validate()
+            .expect("valid");
+        assert_eq!(s.ibc, None, "IBC is off without a key file");
+        let mut vars = base();
+        vars.push(("BTCTS_IBC_KEY_FILE".into(), key.display().to_string()));
+        let err = Config::load(None, vars.clone())
+            .expect("loads")
+            .validate()
+            .expect_err("missing file");
+        assert!(err.to_string().contains("`ibc.key_file`"), "{err}");
+        std::fs::write(&key, "not-a-secret-key-but-still-private").expect("write");
+        let err = Config::load(None, vars.clone())
+            .expect("loads")
+            .validate()
+            .expect_err("bad key");
+        assert!(!err.to_string().contains("still-private"), "{err}");
+        std::fs::write(&key, format!("{}\n", "42".repeat(32))).expect("write");
+        let s = Config::load(None, vars)
+            .expect("loads")
+            .validate()
+            .expect("valid");
+        let ibc = s.ibc.expect("configured");
+        assert_eq!(ibc.diversifier, "btcts");
+        assert!(ibc.chains.is_empty());
+        assert!(!format!("{ibc:?}").contains("4242"));
+    }
+
+    #[test]
+    fn consumer_chains_are_checked_and_get_their_own_stores_and_diversifiers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("ibc.key");
+        let account = dir.path().join("account.key");
+        std::fs::write(&key, "42".repeat(32)).expect("write");
+        std::fs::write(&account, "43".repeat(32)).expect("write");
+        let text = |chain: &str| {
+            format!(
+                "data_dir = \"/var/lib/btcts\"\nconfirmations = 6\n[node]\nuser = \"u\"\npassword = \"p\"\n\
+                 [ibc]\nkey_file = \"{}\"\n[ibc.chains.alpha]\ngrpc = \"http://127.0.0.1:9090\"\n\
+                 account_key_file = \"{}\"\ncheckpoint_height = 100\ngas_price = \"0.025\"\ngas_limit = 200000\n{chain}",
+                key.display(),
+                account.display()
+            )
+        };
+        let load = |extra: &str| {
+            let path = dir.path().join("btcts.toml");
+            std::fs::write(&path, text(extra)).expect("write");
+            Config::load(Some(&path), env(&[])).and_then(|c| c.validate())
+        };
+        let s = load("").expect("valid");
+        let ibc = s.ibc.expect("configured");
+        let alpha = ibc.chain("alpha").expect("alpha");
+        assert_eq!(alpha.relay.k, 6, "the default depth is `confirmations`");
+        assert_eq!(alpha.relay.fee.amount, 5000);
+        assert_eq!(alpha.diversifier, "btcts/alpha");
+        assert_eq!(
+            alpha.signer_store,
+            PathBuf::from("/var/lib/btcts/ibc/alpha/signer.redb")
+        );
+        assert!(!format!("{alpha:?}").contains("4343"));
+        for (extra, key) in [
+            ("confirmations = 0", "ibc.chains.alpha.confirmations"),
+            (
+                "bech32_prefix = \"no prefix\"",
+                "ibc.chains.alpha.bech32_prefix",
+            ),
+            ("fee_denom = \"\"", "ibc.chains.alpha.fee_denom"),
+        ] {
+            let err = load(extra).expect_err(extra);
+            assert!(err.to_string().contains(key), "{extra}: {err}");
+        }
+        let err = load("[ibc.chains.beta]\ngrpc = \"https://x:1\"\naccount_key_file = \"/nope\"\ncheckpoint_height = 1")
+            .expect_err("https");
+        assert!(err.to_string().contains("ibc.chains.beta.grpc"), "{err}");
+        let err = load("[ibc.chains.beta]\ngrpc = \"http://x:1\"\ncheckpoint_height = 1")
+            .expect_err("missing key file");
+        assert!(err.to_string().contains("account_key_file"), "{err}");
+    }
+}

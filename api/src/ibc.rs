@@ -1,0 +1,282 @@
+//! IBC in the daemon and the CLI: opening each consumer chain's relay, the
+//! delivery loop beside the anchoring loop, `GET /v1/chains/{id}/ibc`, and
+//! `btcts ibc setup|status`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aggregator::Store;
+use anyhow::Context;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use btc_submitter::BitcoinNode;
+use ibc_relay::grpc::GrpcNode;
+use ibc_relay::state::RelayStore;
+use ibc_relay::{Relay, RelayError, Signer};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tracing::{error, info, warn};
+
+use crate::config::{IbcChain, IbcSettings};
+use crate::error::ApiError;
+use crate::routes::{parse_chain, Reader};
+use crate::server::AppState;
+
+/// What the API shows of one chain's relay (shares the relay's stores).
+#[derive(Debug, Clone)]
+pub struct IbcView {
+    /// The relay store.
+    pub store: RelayStore,
+    /// The signer.
+    pub signer: Arc<Signer>,
+    /// The relayer account's address.
+    pub relayer: String,
+    /// The depth packets are sent at.
+    pub k: u32,
+}
+
+impl IbcView {
+    /// The status document: setup, solo-machine state, packet counts and
+    /// up to `limit` packets from sequence `from`.
+    pub fn status(&self, from: u64, limit: usize) -> anyhow::Result<Value> {
+        let setup = self.store.setup()?;
+        let signer = self.signer.state()?;
+        let packets = self.store.packets(from, limit + 1)?;
+        let next = packets.get(limit).map(|p| p.sequence);
+        let packets: Vec<Value> = packets
+            .iter()
+            .take(limit)
+            .map(serde_json::to_value)
+            .collect::<Result<_, _>>()?;
+        Ok(json!({
+            "relayer": self.relayer,
+            "confirmations_required": self.k,
+            "setup": {
+                "complete": setup.complete(),
+                "client_id": setup.client_id,
+                "connection_id": setup.connection_id,
+                "channel_id": setup.channel_id,
+            },
+            "solo_machine": {
+                "sequence": signer.sequence,
+                "diversifier": signer.diversifier,
+            },
+            "halted": self.store.halted()?,
+            "counts": self.store.counts()?,
+            "packets": packets,
+            "next_from": next,
+        }))
+    }
+}
+
+/// One chain's relay and its view.
+pub fn open(ibc: &IbcSettings, chain: &IbcChain) -> anyhow::Result<(Relay, IbcView)> {
+    let id = &chain.relay.chain_id;
+    if let Some(dir) = chain.relay_store.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let key = ibc_relay::signer::read_key_file(&ibc.key_file)?;
+    let signer = Arc::new(
+        Signer::open(&chain.signer_store, key, &chain.diversifier, 1)
+            .with_context(|| format!("the solo-machine signer of {id} (is btcts running?)"))?,
+    );
+    let store = RelayStore::open(&chain.relay_store)?;
+    let node = GrpcNode::new(&chain.relay.grpc)?;
+    let account = ibc_relay::signer::read_key_file(&chain.account_key_file)?;
+    let relay = Relay::new(
+        chain.relay.clone(),
+        Box::new(node),
+        signer.clone(),
+        store.clone(),
+        account,
+    )?;
+    let view = IbcView {
+        store,
+        signer,
+        relayer: relay.relayer().to_owned(),
+        k: chain.relay.k,
+    };
+    Ok((relay, view))
+}
+
+/// The delivery loop of one chain: a step every `poll`, backing off to a
+/// minute while the consumer or the Bitcoin node is unavailable, until
+/// `stop` turns true. Runs on a blocking thread.
+pub fn deliver(
+    mut relay: Relay,
+    store: Store,
+    node: Arc<dyn BitcoinNode>,
+    poll: Duration,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let chain = relay.config().chain_id.to_string();
+    let mut pause = poll;
+    let mut halted = false;
+    while !*stop.borrow() {
+        match relay.step(&store, node.as_ref()) {
+            Ok(report) => {
+                if report.created + report.delivered + report.resent > 0 {
+                    info!(
+                        chain,
+                        created = report.created,
+                        delivered = report.delivered,
+                        resent = report.resent,
+                        "IBC delivery"
+                    );
+                }
+                pause = poll;
+                halted = false;
+            }
+            Err(e) => {
+                let kind = if e.is_transient() {
+                    "transient"
+                } else {
+                    "other"
+                };
+                metrics::counter!("btcts_ibc_errors_total", "chain" => chain.clone(), "kind" => kind)
+                    .increment(1);
+                match &e {
+                    RelayError::Halted(reason) => {
+                        if !halted {
+                            error!(chain, reason, "IBC delivery halted");
+                        }
+                        halted = true;
+                    }
+                    e if e.is_transient() => warn!(chain, error = %e, "IBC delivery: will retry"),
+                    e => error!(chain, error = %e, "IBC delivery failed; will retry"),
+                }
+                pause = (pause * 2).min(poll * 32).min(Duration::from_secs(60));
+            }
+        }
+        let until = std::time::Instant::now() + pause;
+        while std::time::Instant::now() < until && !*stop.borrow() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// `GET /v1/chains/{chain_id}/ibc` query.
+#[derive(Debug, Deserialize)]
+pub(crate) struct IbcQuery {
+    from: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// The most packets one answer lists.
+const MAX_LIMIT: usize = 1000;
+
+pub(crate) async fn status(
+    State(state): State<Arc<AppState>>,
+    Path(chain): Path<String>,
+    query: Result<Query<IbcQuery>, QueryRejection>,
+    _reader: Reader,
+) -> Result<Json<Value>, ApiError> {
+    let chain = parse_chain(&chain)?;
+    let query = query
+        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?
+        .0;
+    let limit = query.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be 1 to {MAX_LIMIT}"),
+        ));
+    }
+    let view = state.ibc.get(chain.as_str()).cloned().ok_or_else(|| {
+        ApiError::not_found(
+            "ibc_not_configured",
+            format!("chain {chain} has no IBC delivery configured"),
+        )
+    })?;
+    let from = query.from.unwrap_or(0);
+    let mut body = tokio::task::spawn_blocking(move || view.status(from, limit))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    body["chain_id"] = json!(chain);
+    Ok(Json(body))
+}
+
+/// Opens every configured chain's relay.
+pub fn open_all(
+    ibc: Option<&IbcSettings>,
+) -> anyhow::Result<(Vec<Relay>, BTreeMap<String, IbcView>)> {
+    let mut relays = Vec::new();
+    let mut views = BTreeMap::new();
+    if let Some(ibc) = ibc {
+        for chain in &ibc.chains {
+            let (relay, view) = open(ibc, chain)?;
+            views.insert(chain.relay.chain_id.to_string(), view);
+            relays.push(relay);
+        }
+    }
+    Ok((relays, views))
+}
+
+/// `btcts ibc …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum IbcCommand {
+    /// Create the solo-machine client on a consumer chain and open the
+    /// connection and the channel. Resumes an interrupted setup; never
+    /// creates a second client unless `--new-client` is given. Run it with
+    /// the daemon stopped (they share the chain's stores).
+    Setup {
+        /// The consumer chain (a table under `[ibc.chains]`).
+        #[arg(long)]
+        chain: String,
+        /// Start over with a new client (after the old one was frozen or
+        /// expired); undelivered records are re-sent over it.
+        #[arg(long)]
+        new_client: bool,
+        #[command(flatten)]
+        serve: crate::ServeArgs,
+    },
+    /// Print a consumer chain's IBC status as JSON (the daemon serves the
+    /// same at `GET /v1/chains/{id}/ibc`).
+    Status {
+        /// The consumer chain.
+        #[arg(long)]
+        chain: String,
+        #[command(flatten)]
+        serve: crate::ServeArgs,
+    },
+}
+
+/// Runs `btcts ibc …`.
+pub fn run(command: &IbcCommand, out: &mut impl Write) -> anyhow::Result<()> {
+    let (chain, serve) = match command {
+        IbcCommand::Setup { chain, serve, .. } | IbcCommand::Status { chain, serve } => {
+            (chain, serve)
+        }
+    };
+    let settings = crate::load_settings(serve)?;
+    let ibc = settings
+        .ibc
+        .as_ref()
+        .context("IBC is not configured (set ibc.key_file and an [ibc.chains.<id>] table)")?;
+    let config = ibc
+        .chain(chain)
+        .with_context(|| format!("no [ibc.chains.{chain}] in the configuration"))?;
+    let (mut relay, view) = open(ibc, config)?;
+    if let IbcCommand::Setup { new_client, .. } = command {
+        let setup = relay.setup(*new_client).map_err(|e| {
+            anyhow::anyhow!("{e}\nthe setup stopped here; run `btcts ibc setup --chain {chain}` again to finish it")
+        })?;
+        writeln!(
+            out,
+            "{chain}: client {} connection {} channel {} (relayer {})",
+            setup.client_id.unwrap_or_default(),
+            setup.connection_id.unwrap_or_default(),
+            setup.channel_id.unwrap_or_default(),
+            view.relayer
+        )?;
+        return Ok(());
+    }
+    let mut status = view.status(0, MAX_LIMIT)?;
+    status["chain_id"] = json!(chain);
+    writeln!(out, "{}", serde_json::to_string_pretty(&status)?)?;
+    Ok(())
+}
