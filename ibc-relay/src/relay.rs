@@ -475,7 +475,9 @@ impl Relay {
         if packet.proof.is_none() {
             // Not signed yet: a packet past (or about to pass) its timeout
             // is replaced, never signed.
-            let now = self.node.latest_block()?.time_ns;
+            // The consumer's time, or ours if its last block is older: a
+            // packet is never signed when either clock says it expired.
+            let now = self.node.latest_block()?.time_ns.max(now_ns());
             if now.saturating_add(nanos(TIMEOUT_MARGIN)) >= packet.timeout_ns {
                 let timeout = now.saturating_add(nanos(self.config.packet_timeout));
                 let new = self.store.resend(&packet, timeout, &data)?;
@@ -585,7 +587,6 @@ fn acknowledgement(r: &TxResult, sequence: u64) -> PacketState {
         if let Some(a) = decoded {
             return PacketState::Acknowledged {
                 consumer_height,
-                bitcoin_height: a.bitcoin_height,
                 depth: a.depth,
             };
         }
@@ -707,6 +708,7 @@ mod tests {
         let json = format!("{{\"result\":\"{b64}\"}}");
         let hex: String = json.bytes().map(|b| format!("{b:02x}")).collect();
         let tx = |attrs: Vec<(&str, &str)>| TxResult {
+            hash: "AB".into(),
             height: 9,
             code: 0,
             codespace: String::new(),
@@ -726,7 +728,6 @@ mod tests {
             ),
             PacketState::Acknowledged {
                 consumer_height: 9,
-                bitcoin_height: 120,
                 depth: 6
             }
         );

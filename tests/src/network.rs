@@ -39,6 +39,7 @@ use cosmos_sdk_proto::cosmos::tx::v1beta1::service_server::{
 };
 use cosmos_sdk_proto::cosmos::tx::v1beta1::{self as txs, AuthInfo, SignDoc, TxBody, TxRaw};
 use ibc::channel::types::packet::Packet;
+use ibc::handler::types::events::IbcEvent;
 use ibc_proto::cosmos::crypto::secp256k1::PubKey;
 use ibc_proto::google::protobuf::Any;
 use ibc_proto::ibc::core::channel::v1::{MsgChannelOpenAck, MsgRecvPacket};
@@ -223,19 +224,7 @@ impl Chain {
         }
         let events = self.host.core.events[events_before..]
             .iter()
-            .filter_map(|e| tendermint::abci::Event::try_from(e.clone()).ok())
-            .map(|e| tendermint_proto::abci::Event {
-                r#type: e.kind,
-                attributes: e
-                    .attributes
-                    .iter()
-                    .map(|a| tendermint_proto::abci::EventAttribute {
-                        key: a.key_str().unwrap_or_default().to_owned(),
-                        value: a.value_str().unwrap_or_default().to_owned(),
-                        index: true,
-                    })
-                    .collect(),
-            })
+            .filter_map(abci_event)
             .collect();
         let response = TxResponse {
             height: self.host.host_height_v.revision_height() as i64,
@@ -245,6 +234,60 @@ impl Chain {
         self.txs.insert(hash, response.clone());
         response
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn event(kind: &str, attributes: Vec<(&str, String)>) -> tendermint_proto::abci::Event {
+    tendermint_proto::abci::Event {
+        r#type: kind.to_owned(),
+        attributes: attributes
+            .into_iter()
+            .map(|(key, value)| tendermint_proto::abci::EventAttribute {
+                key: key.to_owned(),
+                value,
+                index: true,
+            })
+            .collect(),
+    }
+}
+
+/// An ibc-rs event as the ABCI event a Cosmos SDK chain emits. ibc-rs
+/// cannot render packet events whose data is not UTF-8 (ours is
+/// protobuf), so `write_acknowledgement` is written out as ibc-go does it.
+fn abci_event(e: &IbcEvent) -> Option<tendermint_proto::abci::Event> {
+    if let IbcEvent::WriteAcknowledgement(w) = e {
+        let ack: &[u8] = w.acknowledgement().as_ref();
+        return Some(event(
+            "write_acknowledgement",
+            vec![
+                ("packet_data_hex", hex(w.packet_data())),
+                ("packet_sequence", w.seq_on_a().value().to_string()),
+                ("packet_src_port", w.port_id_on_a().to_string()),
+                ("packet_src_channel", w.chan_id_on_a().to_string()),
+                ("packet_dst_port", w.port_id_on_b().to_string()),
+                ("packet_dst_channel", w.chan_id_on_b().to_string()),
+                ("packet_ack", String::from_utf8_lossy(ack).into_owned()),
+                ("packet_ack_hex", hex(ack)),
+                ("packet_connection", w.conn_id_on_b().to_string()),
+            ],
+        ));
+    }
+    let e = tendermint::abci::Event::try_from(e.clone()).ok()?;
+    Some(event(
+        &e.kind,
+        e.attributes
+            .iter()
+            .map(|a| {
+                (
+                    a.key_str().unwrap_or_default(),
+                    a.value_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect(),
+    ))
 }
 
 /// What the server's handlers share.
@@ -434,7 +477,12 @@ impl NodeService for Shared {
         &self,
         _: Request<node::GetLatestBlockRequest>,
     ) -> Result<Response<node::GetLatestBlockResponse>, Status> {
-        let c = self.chain()?;
+        let mut c = self.chain()?;
+        // Like a live chain, a new (empty) block at least every second.
+        let now = c.now();
+        if now > c.host.host_time.nanoseconds() + 1_000_000_000 {
+            c.host.advance_to(now);
+        }
         let height = c.host.host_height_v.revision_height();
         let ns = c.host.host_time.nanoseconds();
         let header = node::Header {
@@ -473,7 +521,9 @@ impl NodeService for Shared {
 pub struct TestConsumer {
     shared: Shared,
     addr: SocketAddr,
-    rt: tokio::runtime::Runtime,
+    /// The server's runtime (shut down in the background on drop, so a
+    /// test may drop this inside its own runtime).
+    rt: Option<tokio::runtime::Runtime>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -525,7 +575,7 @@ impl TestConsumer {
             .worker_threads(1)
             .enable_all()
             .build()?;
-        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let listener = on_own_thread(&rt, tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let addr = listener.local_addr()?;
         let mut consumer = TestConsumer {
             shared: Shared {
@@ -534,7 +584,7 @@ impl TestConsumer {
                 down: Arc::default(),
             },
             addr,
-            rt,
+            rt: Some(rt),
             server: None,
         };
         consumer.serve(listener)?;
@@ -550,12 +600,13 @@ impl TestConsumer {
             .map_err(|_| anyhow::anyhow!("poisoned"))? = Some(tx);
         let shared = self.shared.clone();
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let rt = self.rt.as_ref().context("runtime gone")?;
         self.shared
             .down
             .store(false, std::sync::atomic::Ordering::SeqCst);
         // Dropping the server future on the signal closes the listener at
         // once (no graceful drain: the node just goes away).
-        self.server = Some(self.rt.spawn(async move {
+        self.server = Some(rt.spawn(async move {
             let serve = tonic::transport::Server::builder()
                 .add_service(TxServer::new(shared.clone()))
                 .add_service(QueryServer::new(shared.clone()))
@@ -582,19 +633,18 @@ impl TestConsumer {
     /// Stops serving: the port refuses connections until [`Self::restart`].
     pub fn stop(&mut self) {
         self.shared.go_down();
-        if let Some(server) = self.server.take() {
-            let _ = self
-                .rt
-                .block_on(async { tokio::time::timeout(Duration::from_secs(5), server).await });
+        if let (Some(server), Some(rt)) = (self.server.take(), self.rt.as_ref()) {
+            let _ = on_own_thread(rt, async {
+                tokio::time::timeout(Duration::from_secs(5), server).await
+            });
         }
     }
 
     /// Serves again on the same port (the chain kept its state).
     pub fn restart(&mut self) -> Result<()> {
         self.stop();
-        let listener = self
-            .rt
-            .block_on(tokio::net::TcpListener::bind(self.addr))
+        let rt = self.rt.as_ref().context("runtime gone")?;
+        let listener = on_own_thread(rt, tokio::net::TcpListener::bind(self.addr))
             .context("re-binding the consumer's port")?;
         self.serve(listener)
     }
@@ -654,5 +704,22 @@ impl TestConsumer {
 impl Drop for TestConsumer {
     fn drop(&mut self) {
         self.shared.go_down();
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
     }
+}
+
+/// `rt.block_on(f)` on a thread of its own, so it also works when the
+/// caller is inside another runtime (an async test).
+fn on_own_thread<F>(rt: &tokio::runtime::Runtime, f: F) -> F::Output
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    std::thread::scope(|s| {
+        s.spawn(|| rt.block_on(f))
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
 }

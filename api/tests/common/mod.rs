@@ -19,6 +19,8 @@ pub struct Daemon {
     pub child: Child,
     /// Its base URL.
     pub url: String,
+    /// Its log file.
+    pub log: PathBuf,
 }
 
 impl Drop for Daemon {
@@ -64,11 +66,11 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Starts `btcts serve` and waits until it is ready.
-pub async fn start(config: &Path, port: u16, log: &Path) -> Result<Daemon> {
+pub async fn start(config: &Path, port: u16, log_path: &Path) -> Result<Daemon> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(log)?;
+        .open(log_path)?;
     let child = Command::new(env!("CARGO_BIN_EXE_btcts"))
         .args(["serve", "--config"])
         .arg(config)
@@ -79,6 +81,7 @@ pub async fn start(config: &Path, port: u16, log: &Path) -> Result<Daemon> {
     let daemon = Daemon {
         child,
         url: format!("http://127.0.0.1:{port}"),
+        log: log_path.to_owned(),
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
