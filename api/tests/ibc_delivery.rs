@@ -102,7 +102,11 @@ fn setup(config: &Path, i: usize) -> Result<String> {
 
 async fn ibc_status(d: &Daemon, i: usize) -> Result<Value> {
     let (status, v) = get(d, &format!("/v1/chains/chain-{i}/ibc?limit=1000")).await?;
-    ensure!(status == 200, "ibc status answered {status}: {v}\n{}", log_tail(d));
+    ensure!(
+        status == 200,
+        "ibc status answered {status}: {v}\n{}",
+        log_tail(d)
+    );
     Ok(v)
 }
 
@@ -152,7 +156,11 @@ fn received_heights(c: &TestConsumer, chain: &str) -> Result<Vec<u64>> {
     let mut heights = Vec::new();
     for (packet, verdict) in c.received() {
         let v = verdict.map_err(|e| anyhow::anyhow!("packet {} refused: {e}", packet.seq_on_a))?;
-        ensure!(v.record.chain_id.as_str() == chain, "{chain} got a packet of {}", v.record.chain_id);
+        ensure!(
+            v.record.chain_id.as_str() == chain,
+            "{chain} got a packet of {}",
+            v.record.chain_id
+        );
         ensure!(v.depth >= K as u32, "depth {} below k", v.depth);
         heights.push(v.record.height);
     }
@@ -171,7 +179,13 @@ async fn two_consumer_chains_receive_verify_and_acknowledge_only_their_own_recor
     let config = write_config(dir.path(), &node, port)?;
     let trusted = checkpoint(&node)?;
     let (a, b) = (consumer(0, trusted)?, consumer(1, trusted)?);
-    add_ibc(&config, dir.path(), trusted.height, 3600, &[(0, &a), (1, &b)])?;
+    add_ibc(
+        &config,
+        dir.path(),
+        trusted.height,
+        3600,
+        &[(0, &a), (1, &b)],
+    )?;
     for i in [0, 1] {
         let out = setup(&config, i)?;
         ensure!(out.contains("channel-0"), "{out}");
@@ -201,7 +215,10 @@ async fn two_consumer_chains_receive_verify_and_acknowledge_only_their_own_recor
         let client = v["setup"]["client_id"].as_str().context("client id")?;
         let (sequence, frozen) = c.client(client).context("client")?;
         ensure!(!frozen);
-        ensure!(v["solo_machine"]["sequence"] == sequence, "{v} vs client {sequence}");
+        ensure!(
+            v["solo_machine"]["sequence"] == sequence,
+            "{v} vs client {sequence}"
+        );
         ensure!(c.chain().equivocations.is_empty());
     }
     // Pages, errors, metrics.
@@ -214,14 +231,20 @@ async fn two_consumer_chains_receive_verify_and_acknowledge_only_their_own_recor
         .collect();
     ensure!(seqs == vec![3, 4] && page["next_from"] == 5, "{page}");
     let (status, v) = get(&d, "/v1/chains/chain-2/ibc").await?;
-    ensure!(status == 404 && v["code"] == "ibc_not_configured", "{status} {v}");
+    ensure!(
+        status == 404 && v["code"] == "ibc_not_configured",
+        "{status} {v}"
+    );
     for bad in ["?limit=0", "?limit=1001", "?limit=x", "?from=-1"] {
         let (status, v) = get(&d, &format!("/v1/chains/chain-0/ibc{bad}")).await?;
         ensure!(status == 400, "{bad}: {status} {v}");
     }
     let (status, _) = get(&d, "/v1/chains/not%20a%20chain/ibc").await?;
     ensure!(status == 400);
-    let metrics = reqwest::get(format!("{}/metrics", d.url)).await?.text().await?;
+    let metrics = reqwest::get(format!("{}/metrics", d.url))
+        .await?
+        .text()
+        .await?;
     ensure!(
         metrics.contains("btcts_ibc_packets_total{chain=\"chain-0\",state=\"acknowledged\"} 6"),
         "metrics"
@@ -264,7 +287,10 @@ async fn delivery_survives_downtime_timeouts_a_sequence_race_and_kill_9() -> Res
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let v = ibc_status(&d, 0).await?;
-    ensure!(v["counts"]["acknowledged"] == 3, "nothing can be delivered while down: {v}");
+    ensure!(
+        v["counts"]["acknowledged"] == 3,
+        "nothing can be delivered while down: {v}"
+    );
     // Let the packets created meanwhile outlive their 20 s timeout.
     let confirmed_at = Instant::now();
     while down_since.elapsed() < Duration::from_secs(30)
@@ -291,7 +317,10 @@ async fn delivery_survives_downtime_timeouts_a_sequence_race_and_kill_9() -> Res
     c.bump_sequence(&account(0x20));
     submit(&d, 0, 7..9, 0).await?;
     mine_until_acknowledged(&d, &node, &[(0, 8)], Duration::from_secs(90)).await?;
-    ensure!(c.chain().sequence_mismatches >= 1, "the race never happened");
+    ensure!(
+        c.chain().sequence_mismatches >= 1,
+        "the race never happened"
+    );
 
     // 3. kill -9 in the middle of delivering 20 packets.
     c.set_delay(Duration::from_millis(250));
@@ -324,7 +353,10 @@ async fn delivery_survives_downtime_timeouts_a_sequence_race_and_kill_9() -> Res
     let client = v["setup"]["client_id"].as_str().context("client id")?;
     let (sequence, frozen) = c.client(client).context("client")?;
     ensure!(!frozen, "frozen");
-    ensure!(v["solo_machine"]["sequence"] == sequence, "{v} vs {sequence}");
+    ensure!(
+        v["solo_machine"]["sequence"] == sequence,
+        "{v} vs {sequence}"
+    );
     ensure!(v["halted"].is_null() && v["counts"]["stalled"] == 0, "{v}");
     Ok(())
 }

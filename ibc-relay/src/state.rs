@@ -556,6 +556,9 @@ mod tests {
         assert_eq!(old.state, PacketState::TimedOut { resent_as: 8 });
         let (fresh, data) = store.packet(8).expect("read").expect("new");
         assert_eq!((fresh.timeout_ns, data.as_slice()), (2_000, &b"fresh"[..]));
-        assert_eq!(store.next_open().expect("open").map(|p| p.sequence), Some(2));
+        assert_eq!(
+            store.next_open().expect("open").map(|p| p.sequence),
+            Some(2)
+        );
     }
 }

@@ -301,6 +301,7 @@ struct Shared {
 }
 
 impl Shared {
+    #[allow(clippy::result_large_err)] // tonic handlers answer with `Status`
     fn chain(&self) -> Result<MutexGuard<'_, Chain>, Status> {
         if self.down.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(Status::unavailable("the node is down"));
