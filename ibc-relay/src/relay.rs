@@ -23,7 +23,7 @@ use ibc_proto::ibc::lightclients::tendermint::v1::{
     ClientState as TmClientState, ConsensusState as TmConsensusState,
 };
 use prost::{Message, Name};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::grpc::{BlockInfo, ChainError, ConsumerNode, TxResult};
 use crate::msgs::{self, Link};
@@ -444,10 +444,21 @@ impl Relay {
                         },
                         p.encode_to_vec(),
                     )),
+                    Err(BuildError::AnchorNotInHeaders)
+                        if bitcoin_height <= self.config.checkpoint_height =>
+                    {
+                        // Anchored before the consumer's checkpoint: it
+                        // cannot be proven from there. Not an error.
+                        debug!(chain = %self.config.chain_id, record = %r.id, bitcoin_height, "anchored before the consumer's checkpoint: not sent");
+                        metrics::counter!("btcts_ibc_before_checkpoint_total", "chain" => self.config.chain_id.to_string()).increment(1);
+                    }
                     Err(BuildError::AnchorNotInHeaders) => {
-                        warn!(chain = %self.config.chain_id, record = %r.id, bitcoin_height,
-                            checkpoint = self.config.checkpoint_height,
-                            "anchored at or before the consumer's checkpoint (or beyond the header limit): not sent");
+                        // Beyond the headers a packet may carry: wait, do
+                        // not skip it.
+                        return Err(RelayError::Halted(format!(
+                            "record {} is anchored at height {bitcoin_height}, more than {MAX_HEADERS} blocks after the consumer's checkpoint ({}): advance the checkpoint on the consumer and in ibc.chains.{}.checkpoint_height",
+                            r.id, self.config.checkpoint_height, self.config.chain_id
+                        )));
                     }
                     Err(e) => warn!(record = %r.id, error = %e, "not sent"),
                 }
