@@ -12,10 +12,11 @@ use anyhow::Context;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::Json;
+use bitcoin::secp256k1::SecretKey;
 use btc_submitter::BitcoinNode;
 use ibc_relay::grpc::GrpcNode;
 use ibc_relay::state::RelayStore;
-use ibc_relay::{Relay, RelayError, Signer};
+use ibc_relay::{Relay, RelayError, Signer, SignerError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::{error, info, warn};
@@ -74,15 +75,34 @@ impl IbcView {
 
 /// One chain's relay and its view.
 pub fn open(ibc: &IbcSettings, chain: &IbcChain) -> anyhow::Result<(Relay, IbcView)> {
+    let key = ibc_relay::signer::read_key_file(&ibc.key_file)?;
+    open_with(chain, &[key])
+}
+
+/// One chain's relay, signing with the first of `keys` its store accepts.
+fn open_with(chain: &IbcChain, keys: &[SecretKey]) -> anyhow::Result<(Relay, IbcView)> {
     let id = &chain.relay.chain_id;
     if let Some(dir) = chain.relay_store.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let key = ibc_relay::signer::read_key_file(&ibc.key_file)?;
-    let signer = Arc::new(
-        Signer::open(&chain.signer_store, key, &chain.diversifier, 1)
-            .with_context(|| format!("the solo-machine signer of {id} (is btcts running?)"))?,
-    );
+    let mut opened = None;
+    for key in keys {
+        match Signer::open(&chain.signer_store, *key, &chain.diversifier, 1) {
+            Ok(s) => {
+                opened = Some(s);
+                break;
+            }
+            Err(SignerError::KeyMismatch) => continue,
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "the solo-machine signer of {id} (is btcts running?)"
+                )))
+            }
+        }
+    }
+    let signer = Arc::new(opened.with_context(|| {
+        format!("the solo-machine signer of {id} was set up with another key than ibc.key_file")
+    })?);
     let store = RelayStore::open(&chain.relay_store)?;
     let node = GrpcNode::new(&chain.relay.grpc)?;
     let account = ibc_relay::signer::read_key_file(&chain.account_key_file)?;
@@ -234,6 +254,20 @@ pub enum IbcCommand {
         #[command(flatten)]
         serve: crate::ServeArgs,
     },
+    /// Rotate the solo-machine key of every configured chain's client (or
+    /// of `--chain`) to the key in `--new-key-file`, then tell you to set
+    /// `ibc.key_file` to it. Resumes an interrupted rotation. Run it with
+    /// the daemon stopped.
+    RotateKey {
+        /// Only this chain (all configured chains by default).
+        #[arg(long)]
+        chain: Option<String>,
+        /// The new key (64 hex characters).
+        #[arg(long)]
+        new_key_file: std::path::PathBuf,
+        #[command(flatten)]
+        serve: crate::ServeArgs,
+    },
     /// Print a consumer chain's IBC status as JSON (the daemon serves the
     /// same at `GET /v1/chains/{id}/ibc`).
     Status {
@@ -245,12 +279,61 @@ pub enum IbcCommand {
     },
 }
 
+/// `btcts ibc rotate-key`.
+fn rotate_key(
+    ibc: &IbcSettings,
+    only: Option<&str>,
+    new_key_file: &std::path::Path,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let old = ibc_relay::signer::read_key_file(&ibc.key_file)?;
+    let new = ibc_relay::signer::read_key_file(new_key_file)?;
+    let chains: Vec<&IbcChain> = match only {
+        Some(id) => vec![ibc
+            .chain(id)
+            .with_context(|| format!("no [ibc.chains.{id}] in the configuration"))?],
+        None => ibc.chains.iter().collect(),
+    };
+    for chain in chains {
+        let id = &chain.relay.chain_id;
+        let (mut relay, view) = open_with(chain, &[old, new])?;
+        if view.signer.state()?.public_key
+            == new.public_key(&bitcoin::secp256k1::Secp256k1::signing_only())
+            && relay.store().setup()?.rotation.is_none()
+        {
+            writeln!(out, "{id}: already on the new key")?;
+            continue;
+        }
+        relay.rotate_key(new).map_err(|e| {
+            anyhow::anyhow!("{id}: {e}\nrun the same command again to finish the rotation")
+        })?;
+        writeln!(out, "{id}: rotated")?;
+    }
+    writeln!(
+        out,
+        "now set ibc.key_file = \"{}\" (btcts refuses to start with the old key)",
+        new_key_file.display()
+    )?;
+    Ok(())
+}
+
 /// Runs `btcts ibc …`.
 pub fn run(command: &IbcCommand, out: &mut impl Write) -> anyhow::Result<()> {
+    if let IbcCommand::RotateKey {
+        chain,
+        new_key_file,
+        serve,
+    } = command
+    {
+        let settings = crate::load_settings(serve)?;
+        let ibc = settings.ibc.as_ref().context("IBC is not configured")?;
+        return rotate_key(ibc, chain.as_deref(), new_key_file, out);
+    }
     let (chain, serve) = match command {
         IbcCommand::Setup { chain, serve, .. } | IbcCommand::Status { chain, serve } => {
             (chain, serve)
         }
+        IbcCommand::RotateKey { .. } => return Ok(()),
     };
     let settings = crate::load_settings(serve)?;
     let ibc = settings

@@ -249,6 +249,52 @@ async fn two_consumer_chains_receive_verify_and_acknowledge_only_their_own_recor
         metrics.contains("btcts_ibc_packets_total{chain=\"chain-0\",state=\"acknowledged\"} 6"),
         "metrics"
     );
+
+    // Rotate the solo-machine key of both clients, then deliver with it.
+    drop(d);
+    let new_key = dir.path().join("solo-2.key");
+    std::fs::write(&new_key, "12".repeat(32))?;
+    let out = Command::new(env!("CARGO_BIN_EXE_btcts"))
+        .args(["ibc", "rotate-key", "--new-key-file"])
+        .arg(&new_key)
+        .arg("--config")
+        .arg(&config)
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    ensure!(
+        out.status.success()
+            && text.contains("chain-0: rotated")
+            && text.contains("chain-1: rotated"),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let toml = std::fs::read_to_string(&config)?;
+    let old_key = dir.path().join("solo.key").display().to_string();
+    std::fs::write(
+        &config,
+        toml.replace(&old_key, &new_key.display().to_string()),
+    )?;
+    let d = start(&config, port, &paths(dir.path()).1).await?;
+    submit(&d, 0, 7..9, 0).await?;
+    submit(&d, 1, 5..6, 0).await?;
+    mine_until_acknowledged(&d, &node, &[(0, 8), (1, 5)], Duration::from_secs(120)).await?;
+    let rotated = ibc_relay::signer::public_key_any(
+        &SecretKey::from_slice(&[0x12; 32])?.public_key(&Secp256k1::new()),
+    );
+    for c in [&a, &b] {
+        let holds = c
+            .chain()
+            .host
+            .solo_client("06-solomachine-0")
+            .and_then(|s| s.consensus_state)
+            .and_then(|cs| cs.public_key);
+        ensure!(
+            holds == Some(rotated.clone()),
+            "the client follows the new key"
+        );
+        ensure!(c.chain().equivocations.is_empty());
+    }
+    ensure!(received_heights(&a, "chain-0")? == (1..9).collect::<Vec<_>>());
     Ok(())
 }
 

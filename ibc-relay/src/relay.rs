@@ -327,6 +327,76 @@ impl Relay {
         Ok(s)
     }
 
+    /// Rotates the solo-machine key of this chain's client to `new_key`
+    /// (`MsgUpdateClient` with a header signed by the current key). Resumes
+    /// an interrupted rotation; refuses while a packet's proof is in flight.
+    pub fn rotate_key(&mut self, new_key: SecretKey) -> Result<(), RelayError> {
+        let mut s = self.store.setup()?;
+        let refuse = |log: String| RelayError::Refused {
+            step: "rotate_key".into(),
+            log,
+        };
+        if !s.complete() {
+            return Err(refuse("the setup is not complete".into()));
+        }
+        if let Some(p) = self.store.pending()?.filter(|p| p.purpose != "rotate_key") {
+            return Err(refuse(format!(
+                "a transaction for {} is in flight: run btcts until it is done",
+                p.purpose
+            )));
+        }
+        if let Some(p) = self.store.next_open()?.filter(|p| p.proof.is_some()) {
+            return Err(refuse(format!(
+                "packet {} is being delivered: run btcts until it is, then rotate",
+                p.sequence
+            )));
+        }
+        let new_public = new_key.public_key(&bitcoin::secp256k1::Secp256k1::signing_only());
+        let new_hex = new_public.to_string();
+        let intent = match s.rotation.clone() {
+            Some(i) => i,
+            None => {
+                let i = crate::state::RotationIntent {
+                    sequence: self.signer.state()?.sequence,
+                    timestamp: self.timestamp()?,
+                    new_public_key: new_hex.clone(),
+                };
+                s.rotation = Some(i.clone());
+                self.store.set_setup(&s)?;
+                i
+            }
+        };
+        if intent.new_public_key != new_hex {
+            return Err(refuse(format!(
+                "a rotation to key {} is under way: finish it with that key file",
+                intent.new_public_key
+            )));
+        }
+        let header = match self.signer.rotation_header(intent.sequence)? {
+            Some(h) => h,
+            None => {
+                let state = self.signer.state()?;
+                if state.sequence != intent.sequence {
+                    return Err(refuse(format!(
+                        "sequence {} was used for something else",
+                        intent.sequence
+                    )));
+                }
+                self.signer
+                    .rotate(new_key, &state.diversifier, intent.timestamp)?
+            }
+        };
+        let link = self.link(&s);
+        let relayer = self.relayer().to_owned();
+        self.setup_tx("rotate_key", || {
+            Ok(msgs::update_client(&link, &header, &relayer))
+        })?;
+        s.rotation = None;
+        self.store.set_setup(&s)?;
+        info!(chain = %self.config.chain_id, key = %new_hex, "solo-machine key rotated");
+        Ok(())
+    }
+
     /// One round: create packets for records that reached depth `k`, then
     /// deliver open packets in order.
     pub fn step(

@@ -143,7 +143,8 @@ pub fn read_key_file(path: &Path) -> Result<SecretKey, SignerError> {
 /// The solo machine's signing key and its persisted state.
 pub struct Signer {
     db: Database,
-    key: SecretKey,
+    /// Behind a lock so that a rotation can switch it through `&self`.
+    key: std::sync::RwLock<SecretKey>,
     secp: Secp256k1<bitcoin::secp256k1::All>,
 }
 
@@ -195,7 +196,11 @@ impl Signer {
             }
         }
         txn.commit().map_err(store_err)?;
-        Ok(Signer { db, key, secp })
+        Ok(Signer {
+            db,
+            key: std::sync::RwLock::new(key),
+            secp,
+        })
     }
 
     /// The persisted state.
@@ -243,7 +248,7 @@ impl Signer {
     /// for `MsgUpdateClient`, signed by the current key at the next
     /// sequence. From then on this signer signs with the new key.
     pub fn rotate(
-        &mut self,
+        &self,
         new_key: SecretKey,
         new_diversifier: &str,
         timestamp: u64,
@@ -269,13 +274,38 @@ impl Signer {
             sign_bytes,
             Some((new_public, new_diversifier)),
         )?;
-        self.key = new_key;
+        *self
+            .key
+            .write()
+            .map_err(|_| SignerError::Store("key lock poisoned".into()))? = new_key;
         Ok(SmHeader {
             timestamp,
             signature: signature_data(&signed.signature),
             new_public_key: Some(public_key_any(&new_public)),
             new_diversifier: new_diversifier.to_owned(),
         })
+    }
+
+    /// The key-rotation header signed at `sequence`, rebuilt from the store
+    /// (so an interrupted rotation can be submitted again), if `sequence`
+    /// was used for one.
+    pub fn rotation_header(&self, sequence: u64) -> Result<Option<SmHeader>, SignerError> {
+        let Some(signed) = self.signed(sequence)? else {
+            return Ok(None);
+        };
+        let corrupt = |e: String| SignerError::Store(format!("signature {sequence}: {e}"));
+        let bytes =
+            SignBytes::decode(signed.sign_bytes.as_slice()).map_err(|e| corrupt(e.to_string()))?;
+        if bytes.path != HEADER_PATH {
+            return Ok(None);
+        }
+        let data = HeaderData::decode(bytes.data.as_slice()).map_err(|e| corrupt(e.to_string()))?;
+        Ok(Some(SmHeader {
+            timestamp: bytes.timestamp,
+            signature: signature_data(&signed.signature),
+            new_public_key: data.new_pub_key,
+            new_diversifier: data.new_diversifier,
+        }))
     }
 
     /// The proof stored for `sequence`, if it was used.
@@ -298,10 +328,12 @@ impl Signer {
         sign_bytes: Vec<u8>,
         rotation: Option<(PublicKey, &str)>,
     ) -> Result<Signed, SignerError> {
+        let key = *self
+            .key
+            .read()
+            .map_err(|_| SignerError::Store("key lock poisoned".into()))?;
         let digest = sha256::Hash::hash(&sign_bytes).to_byte_array();
-        let signature: Signature = self
-            .secp
-            .sign_ecdsa(&Message::from_digest(digest), &self.key);
+        let signature: Signature = self.secp.sign_ecdsa(&Message::from_digest(digest), &key);
         let signed = Signed {
             sequence,
             timestamp,
@@ -326,7 +358,7 @@ impl Signer {
                     .map(|v| v.map(|v| v.value().to_vec()))
                     .map_err(store_err)
             })?;
-            if state.public_key != self.key.public_key(&self.secp) {
+            if state.public_key != key.public_key(&self.secp) {
                 return Err(SignerError::KeyMismatch);
             }
             if sequence != state.sequence {

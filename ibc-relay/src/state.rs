@@ -46,6 +46,20 @@ pub struct SetupState {
     /// Proof inputs fixed before a handshake proof is signed, so a restart
     /// signs (gets back) exactly the same proof.
     pub intent: Option<ProofIntent>,
+    /// A key rotation under way.
+    #[serde(default)]
+    pub rotation: Option<RotationIntent>,
+}
+
+/// A key rotation, fixed before its header is signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotationIntent {
+    /// The solo-machine sequence the header uses.
+    pub sequence: u64,
+    /// Its timestamp (ns).
+    pub timestamp: u64,
+    /// The new public key, compressed, hex.
+    pub new_public_key: String,
 }
 
 impl SetupState {

@@ -230,7 +230,7 @@ fn recv(c: &mut Consumer, signer: &Signer, sequence: u64, data: Vec<u8>) -> Resu
 fn fifty_anchored_packets_are_accepted_verified_and_acknowledged_through_ibc_rs() -> Result<()> {
     let a = anchored()?;
     let dir = tempfile::tempdir()?;
-    let mut signer = Signer::open(&dir.path().join("signer.redb"), key(1), "btcts", 1)?;
+    let signer = Signer::open(&dir.path().join("signer.redb"), key(1), "btcts", 1)?;
     let mut c = connect(&a, &signer)?;
 
     for (i, data) in a.packets.iter().take(50).enumerate() {

@@ -50,7 +50,12 @@ fn consumer() -> Result<TestConsumer> {
 
 /// A relay as a fresh `btcts ibc setup` process opens it.
 fn relay(dir: &Path, url: &str) -> Result<Relay> {
-    let signer = Signer::open(&dir.join("signer.redb"), key(1), "btcts/consumer-7", 1)?;
+    relay_with(dir, url, key(1))
+}
+
+/// The same, with the solo-machine key `solo`.
+fn relay_with(dir: &Path, url: &str, solo: SecretKey) -> Result<Relay> {
+    let signer = Signer::open(&dir.join("signer.redb"), solo, "btcts/consumer-7", 1)?;
     let config = ConsumerConfig {
         chain_id: ChainId::new(CHAIN)?,
         grpc: url.to_owned(),
@@ -188,5 +193,44 @@ fn an_unfunded_relayer_is_told_to_fund_its_account() -> Result<()> {
         .expect_err("no account");
     ensure!(err.to_string().contains("fund it"), "{err}");
     ensure!(c.counts() == (0, 0, 0));
+    Ok(())
+}
+
+#[test]
+fn a_key_rotation_interrupted_after_it_landed_is_finished_once() -> Result<()> {
+    let mut c = consumer()?;
+    let dir = tempfile::tempdir()?;
+    let setup = relay(dir.path(), &c.url())?.setup(false)?;
+    let client = setup.client_id.context("client id")?;
+    let secp = Secp256k1::new();
+    let key_of = |c: &TestConsumer| {
+        c.chain()
+            .host
+            .solo_client(&client)
+            .and_then(|s| s.consensus_state)
+            .and_then(|cs| cs.public_key)
+    };
+    let any = |k: SecretKey| Some(ibc_relay::signer::public_key_any(&k.public_key(&secp)));
+    ensure!(key_of(&c) == any(key(1)));
+    // The update lands, its answer is lost, the process is gone.
+    c.go_down_after(1);
+    ensure!(relay(dir.path(), &c.url())?.rotate_key(key(2)).is_err());
+    c.restart()?;
+    ensure!(key_of(&c) == any(key(2)), "the update landed");
+    // The store now signs with the new key: the old one is refused.
+    ensure!(relay(dir.path(), &c.url()).is_err());
+    relay_with(dir.path(), &c.url(), key(2))?.rotate_key(key(2))?;
+    let sent = c.chain().broadcasts;
+    ensure!(
+        sent == 5 + 1,
+        "five setup steps and one rotation, got {sent}"
+    );
+    // And again from the new key to a third; the client follows.
+    relay_with(dir.path(), &c.url(), key(2))?.rotate_key(key(3))?;
+    ensure!(key_of(&c) == any(key(3)));
+    let signer = Signer::open(&dir.path().join("signer.redb"), key(3), "x", 1)?;
+    let (sequence, frozen) = c.client(&client).context("client")?;
+    ensure!(!frozen && sequence == signer.state()?.sequence);
+    ensure!(c.chain().equivocations.is_empty());
     Ok(())
 }

@@ -93,7 +93,7 @@ fn a_used_sequence_only_ever_gives_the_same_signature() {
 fn another_key_is_refused_and_rotation_switches_keys() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("s.redb");
-    let mut signer = Signer::open(&path, key(1), "btcts", 1).expect("opens");
+    let signer = Signer::open(&path, key(1), "btcts", 1).expect("opens");
     let old = signer.state().expect("state").public_key;
     signer.sign(b"p", b"d", 1).expect("signs");
     let header = signer.rotate(key(2), "btcts-2", 2).expect("rotates");
