@@ -89,32 +89,48 @@ async fn call(
     token: Option<&str>,
     body: Option<String>,
 ) -> (StatusCode, Value) {
+    let json = body.is_some().then_some("application/json");
+    let (status, _, bytes) = send(h, method, uri, token, json, body.unwrap_or_default()).await;
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// One request through the router: status, content type and body bytes.
+async fn send(
+    h: &Harness,
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    content_type: Option<&str>,
+    body: impl Into<Body>,
+) -> (StatusCode, String, Vec<u8>) {
     let mut req = Request::builder().method(method).uri(uri);
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
     }
-    let body = match body {
-        Some(b) => {
-            req = req.header("content-type", "application/json");
-            Body::from(b)
-        }
-        None => Body::empty(),
-    };
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
     let response = app(h.state.clone())
-        .oneshot(req.body(body).expect("request"))
+        .oneshot(req.body(body.into()).expect("request"))
         .await
         .expect("response");
     let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let bytes = response
         .into_body()
         .collect()
         .await
         .expect("body")
         .to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    (status, content_type, bytes.to_vec())
 }
 
 async fn submit(h: &Harness, chain: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
@@ -551,28 +567,7 @@ async fn call_raw(
     token: Option<&str>,
     body: Vec<u8>,
 ) -> (StatusCode, String, Vec<u8>) {
-    let mut req = Request::builder().method(method).uri(uri);
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let response = app(h.state.clone())
-        .oneshot(req.body(Body::from(body)).expect("request"))
-        .await
-        .expect("response");
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, content_type, bytes.to_vec())
+    send(h, method, uri, token, None, body).await
 }
 
 /// Anchors everything pending and mines until the anchor is `depth` deep.

@@ -26,7 +26,7 @@ use ibc_proto::ibc::core::connection::v1::{
     State as ConnState, Version,
 };
 use ibc_proto::ibc::lightclients::solomachine::v3::{
-    ClientState as SmClientState, ConsensusState as SmConsensusState, Header as SmHeader,
+    ClientState as SmClientState, ConsensusState as SmConsensusState,
 };
 use prost::{Message, Name};
 
@@ -331,11 +331,12 @@ pub fn recv_packet(
     Ok((msg, signed))
 }
 
-/// `MsgUpdateClient` carrying a key-rotation header from [`Signer::rotate`].
-pub fn update_client(link: &Link, header: &SmHeader, relayer: &str) -> Any {
+/// `MsgUpdateClient` carrying `client_message`: a key-rotation header from
+/// [`Signer::rotate`] (or, for tests, a misbehaviour).
+pub fn update_client<M: Message + Name>(link: &Link, client_message: &M, relayer: &str) -> Any {
     any(&MsgUpdateClient {
         client_id: link.client_on_consumer.clone(),
-        client_message: Some(any(header)),
+        client_message: Some(any(client_message)),
         signer: relayer.into(),
     })
 }

@@ -28,7 +28,7 @@ use ibc_proto::ibc::lightclients::solomachine::v3 as sm;
 use ibc_relay::msgs::{self, Link};
 use ibc_relay::packet::build_packet;
 use ibc_relay::signer::{signature_data, Signer};
-use prost::{Message, Name};
+use prost::Message;
 
 const CHAIN: &str = "consumer-1";
 const K: u32 = 3;
@@ -412,18 +412,7 @@ fn equivocation_freezes_the_client() -> Result<()> {
         signature_two: misbehaviour.signature_one.clone(),
         ..misbehaviour.clone()
     };
-    let update = |m: &sm::Misbehaviour| Any {
-        type_url: ibc_proto::ibc::core::client::v1::MsgUpdateClient::type_url(),
-        value: ibc_proto::ibc::core::client::v1::MsgUpdateClient {
-            client_id: c.link.client_on_consumer.clone(),
-            client_message: Some(Any {
-                type_url: sm::Misbehaviour::type_url(),
-                value: m.encode_to_vec(),
-            }),
-            signer: RELAYER.into(),
-        }
-        .encode_to_vec(),
-    };
+    let update = |m: &sm::Misbehaviour| msgs::update_client(&c.link, m, RELAYER);
     let (same_msg, real_msg) = (update(&same), update(&misbehaviour));
     ensure!(
         c.deliver(same_msg).is_err(),
