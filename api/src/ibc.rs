@@ -229,6 +229,9 @@ pub fn open_all(
     if let Some(ibc) = ibc {
         for chain in &ibc.chains {
             let (relay, view) = open(ibc, chain)?;
+            if !view.store.setup()?.complete() {
+                warn!(chain = %chain.relay.chain_id, "IBC is not set up for this chain: stop btcts and run `btcts ibc setup --chain {}`", chain.relay.chain_id);
+            }
             views.insert(chain.relay.chain_id.to_string(), view);
             relays.push(relay);
         }

@@ -406,3 +406,54 @@ async fn delivery_survives_downtime_timeouts_a_sequence_race_and_kill_9() -> Res
     ensure!(v["halted"].is_null() && v["counts"]["stalled"] == 0, "{v}");
     Ok(())
 }
+
+#[test]
+fn btcts_ibc_setup_interrupted_after_each_step_and_run_again_finishes_once() -> Result<()> {
+    let genesis = bitcoin::blockdata::constants::genesis_block(bitcoin::Network::Regtest);
+    let trusted = TrustedHeader {
+        height: 0,
+        header: genesis.header,
+    };
+    for step in 1..=5u64 {
+        let mut c = consumer(0, trusted)?;
+        let dir = tempfile::tempdir()?;
+        let config = dir.path().join("btcts.toml");
+        // The node is never contacted by `btcts ibc setup`.
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = \"{}\"\nnetwork = \"litecoin-regtest\"\n[node]\nurl = \"http://127.0.0.1:9\"\nuser = \"u\"\npassword = \"p\"\n",
+                dir.path().join("data").display()
+            ),
+        )?;
+        add_ibc(&config, dir.path(), 0, 3600, &[(0, &c)])?;
+        c.go_down_after(step);
+        let out = Command::new(env!("CARGO_BIN_EXE_btcts"))
+            .args(["ibc", "setup", "--chain", "chain-0", "--config"])
+            .arg(&config)
+            .output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        ensure!(
+            !out.status.success(),
+            "step {step}: finished despite the interruption"
+        );
+        ensure!(stderr.contains("again"), "step {step}: {stderr}");
+        c.restart()?;
+        let out = setup(&config, 0).with_context(|| format!("re-run after step {step}"))?;
+        ensure!(out.contains("channel-0"), "step {step}: {out}");
+        ensure!(c.counts() == (1, 1, 1), "step {step}: {:?}", c.counts());
+        ensure!(c.chain().equivocations.is_empty(), "step {step}");
+        let status = Command::new(env!("CARGO_BIN_EXE_btcts"))
+            .args(["ibc", "status", "--chain", "chain-0", "--config"])
+            .arg(&config)
+            .output()?;
+        let v: Value = serde_json::from_slice(&status.stdout)?;
+        ensure!(v["setup"]["complete"] == true, "step {step}: {v}");
+        let (sequence, frozen) = c.client("06-solomachine-0").context("client")?;
+        ensure!(
+            !frozen && v["solo_machine"]["sequence"] == sequence,
+            "step {step}: {v}"
+        );
+    }
+    Ok(())
+}

@@ -62,7 +62,7 @@ pub enum TxError {
     #[error("relayer account {0} does not exist on the consumer chain (fund it)")]
     NoAccount(String),
     /// Another message's transaction is still in flight.
-    #[error("a transaction for {0} is still in flight")]
+    #[error("a transaction for {0} is still in flight (run the command that started it again to finish it)")]
     Busy(String),
 }
 
