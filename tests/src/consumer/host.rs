@@ -120,6 +120,18 @@ fn key2(p: &PortId, c: &ChannelId) -> (PortId, ChannelId) {
     (p.clone(), c.clone())
 }
 
+fn key3(p: &PortId, c: &ChannelId, s: Sequence) -> (PortId, ChannelId, Sequence) {
+    (p.clone(), c.clone(), s)
+}
+
+/// `map[key]`, or ibc-rs's missing-state error naming `what` (handlers
+/// rely on an error, not a default, for absent state).
+fn lookup<K: Ord, V: Clone>(map: &BTreeMap<K, V>, key: &K, what: &str) -> Result<V, HostError> {
+    map.get(key)
+        .cloned()
+        .ok_or_else(|| HostError::missing_state(what))
+}
+
 impl ClientValidationContext for Host {
     type ClientStateRef = SoloClientState;
     type ConsensusStateRef = SoloConsensusState;
@@ -242,11 +254,7 @@ impl ValidationContext for Host {
         Ok(self.core.client_counter)
     }
     fn connection_end(&self, id: &ConnectionId) -> Result<ConnectionEnd, HostError> {
-        self.core
-            .connections
-            .get(id)
-            .cloned()
-            .ok_or_else(|| HostError::missing_state(format!("conn {id}")))
+        lookup(&self.core.connections, id, &format!("conn {id}"))
     }
     fn validate_self_client(&self, _cs: OpaqueSelfClient) -> Result<(), HostError> {
         Ok(())
@@ -258,46 +266,30 @@ impl ValidationContext for Host {
         Ok(self.core.conn_counter)
     }
     fn channel_end(&self, p: &ChannelEndPath) -> Result<ChannelEnd, HostError> {
-        self.core
-            .channels
-            .get(&key2(&p.0, &p.1))
-            .cloned()
-            .ok_or_else(|| HostError::missing_state("channel"))
+        lookup(&self.core.channels, &key2(&p.0, &p.1), "channel")
     }
     fn get_next_sequence_send(&self, p: &SeqSendPath) -> Result<Sequence, HostError> {
-        self.core
-            .seq_send
-            .get(&key2(&p.0, &p.1))
-            .copied()
-            .ok_or_else(|| HostError::missing_state("seq send"))
+        lookup(&self.core.seq_send, &key2(&p.0, &p.1), "seq send")
     }
     fn get_next_sequence_recv(&self, p: &SeqRecvPath) -> Result<Sequence, HostError> {
-        self.core
-            .seq_recv
-            .get(&key2(&p.0, &p.1))
-            .copied()
-            .ok_or_else(|| HostError::missing_state("seq recv"))
+        lookup(&self.core.seq_recv, &key2(&p.0, &p.1), "seq recv")
     }
     fn get_next_sequence_ack(&self, p: &SeqAckPath) -> Result<Sequence, HostError> {
-        self.core
-            .seq_ack
-            .get(&key2(&p.0, &p.1))
-            .copied()
-            .ok_or_else(|| HostError::missing_state("seq ack"))
+        lookup(&self.core.seq_ack, &key2(&p.0, &p.1), "seq ack")
     }
     fn get_packet_commitment(&self, p: &CommitmentPath) -> Result<PacketCommitment, HostError> {
-        self.core
-            .commitments
-            .get(&(p.port_id.clone(), p.channel_id.clone(), p.sequence))
-            .cloned()
-            .ok_or_else(|| HostError::missing_state("commitment"))
+        lookup(
+            &self.core.commitments,
+            &key3(&p.port_id, &p.channel_id, p.sequence),
+            "commitment",
+        )
     }
     fn get_packet_receipt(&self, p: &ReceiptPath) -> Result<Receipt, HostError> {
         Ok(
             if self
                 .core
                 .receipts
-                .contains(&(p.port_id.clone(), p.channel_id.clone(), p.sequence))
+                .contains(&key3(&p.port_id, &p.channel_id, p.sequence))
             {
                 Receipt::Ok
             } else {
@@ -309,11 +301,11 @@ impl ValidationContext for Host {
         &self,
         p: &AckPath,
     ) -> Result<AcknowledgementCommitment, HostError> {
-        self.core
-            .acks
-            .get(&(p.port_id.clone(), p.channel_id.clone(), p.sequence))
-            .cloned()
-            .ok_or_else(|| HostError::missing_state("ack")) // MUST be Err when absent
+        lookup(
+            &self.core.acks,
+            &key3(&p.port_id, &p.channel_id, p.sequence),
+            "ack",
+        ) // MUST be Err when absent
     }
     fn channel_counter(&self) -> Result<u64, HostError> {
         Ok(self.core.chan_counter)
@@ -362,19 +354,19 @@ impl ExecutionContext for Host {
     ) -> Result<(), HostError> {
         self.core
             .commitments
-            .insert((p.port_id.clone(), p.channel_id.clone(), p.sequence), c);
+            .insert(key3(&p.port_id, &p.channel_id, p.sequence), c);
         Ok(())
     }
     fn delete_packet_commitment(&mut self, p: &CommitmentPath) -> Result<(), HostError> {
         self.core
             .commitments
-            .remove(&(p.port_id.clone(), p.channel_id.clone(), p.sequence));
+            .remove(&key3(&p.port_id, &p.channel_id, p.sequence));
         Ok(())
     }
     fn store_packet_receipt(&mut self, p: &ReceiptPath, _: Receipt) -> Result<(), HostError> {
         self.core
             .receipts
-            .insert((p.port_id.clone(), p.channel_id.clone(), p.sequence));
+            .insert(key3(&p.port_id, &p.channel_id, p.sequence));
         Ok(())
     }
     fn store_packet_acknowledgement(
@@ -384,13 +376,13 @@ impl ExecutionContext for Host {
     ) -> Result<(), HostError> {
         self.core
             .acks
-            .insert((p.port_id.clone(), p.channel_id.clone(), p.sequence), a);
+            .insert(key3(&p.port_id, &p.channel_id, p.sequence), a);
         Ok(())
     }
     fn delete_packet_acknowledgement(&mut self, p: &AckPath) -> Result<(), HostError> {
         self.core
             .acks
-            .remove(&(p.port_id.clone(), p.channel_id.clone(), p.sequence));
+            .remove(&key3(&p.port_id, &p.channel_id, p.sequence));
         Ok(())
     }
     fn store_channel(&mut self, p: &ChannelEndPath, c: ChannelEnd) -> Result<(), HostError> {
