@@ -322,47 +322,48 @@ fn rotate_key(
 
 /// Runs `btcts ibc …`.
 pub fn run(command: &IbcCommand, out: &mut impl Write) -> anyhow::Result<()> {
-    if let IbcCommand::RotateKey {
-        chain,
-        new_key_file,
-        serve,
-    } = command
-    {
-        let settings = crate::load_settings(serve)?;
-        let ibc = settings.ibc.as_ref().context("IBC is not configured")?;
-        return rotate_key(ibc, chain.as_deref(), new_key_file, out);
-    }
-    let (chain, serve) = match command {
-        IbcCommand::Setup { chain, serve, .. } | IbcCommand::Status { chain, serve } => {
-            (chain, serve)
-        }
-        IbcCommand::RotateKey { .. } => return Ok(()),
+    let settings = |serve| -> anyhow::Result<IbcSettings> {
+        crate::load_settings(serve)?
+            .ibc
+            .context("IBC is not configured (set ibc.key_file and an [ibc.chains.<id>] table)")
     };
-    let settings = crate::load_settings(serve)?;
-    let ibc = settings
-        .ibc
-        .as_ref()
-        .context("IBC is not configured (set ibc.key_file and an [ibc.chains.<id>] table)")?;
-    let config = ibc
-        .chain(chain)
-        .with_context(|| format!("no [ibc.chains.{chain}] in the configuration"))?;
-    let (mut relay, view) = open(ibc, config)?;
-    if let IbcCommand::Setup { new_client, .. } = command {
-        let setup = relay.setup(*new_client).map_err(|e| {
-            anyhow::anyhow!("{e}\nthe setup stopped here; run `btcts ibc setup --chain {chain}` again to finish it")
-        })?;
-        writeln!(
-            out,
-            "{chain}: client {} connection {} channel {} (relayer {})",
-            setup.client_id.unwrap_or_default(),
-            setup.connection_id.unwrap_or_default(),
-            setup.channel_id.unwrap_or_default(),
-            view.relayer
-        )?;
-        return Ok(());
+    let relay = |ibc: &IbcSettings, chain: &str| {
+        let config = ibc
+            .chain(chain)
+            .with_context(|| format!("no [ibc.chains.{chain}] in the configuration"))?;
+        open(ibc, config)
+    };
+    match command {
+        IbcCommand::RotateKey {
+            chain,
+            new_key_file,
+            serve,
+        } => rotate_key(&settings(serve)?, chain.as_deref(), new_key_file, out),
+        IbcCommand::Setup {
+            chain,
+            new_client,
+            serve,
+        } => {
+            let (mut relay, view) = relay(&settings(serve)?, chain)?;
+            let setup = relay.setup(*new_client).map_err(|e| {
+                anyhow::anyhow!("{e}\nthe setup stopped here; run `btcts ibc setup --chain {chain}` again to finish it")
+            })?;
+            writeln!(
+                out,
+                "{chain}: client {} connection {} channel {} (relayer {})",
+                setup.client_id.unwrap_or_default(),
+                setup.connection_id.unwrap_or_default(),
+                setup.channel_id.unwrap_or_default(),
+                view.relayer
+            )?;
+            Ok(())
+        }
+        IbcCommand::Status { chain, serve } => {
+            let (_, view) = relay(&settings(serve)?, chain)?;
+            let mut status = view.status(0, MAX_LIMIT)?;
+            status["chain_id"] = json!(chain);
+            writeln!(out, "{}", serde_json::to_string_pretty(&status)?)?;
+            Ok(())
+        }
     }
-    let mut status = view.status(0, MAX_LIMIT)?;
-    status["chain_id"] = json!(chain);
-    writeln!(out, "{}", serde_json::to_string_pretty(&status)?)?;
-    Ok(())
 }

@@ -189,6 +189,37 @@ pub struct PacketRecord {
     pub state: PacketState,
 }
 
+impl PacketRecord {
+    /// A new packet carrying `record_id` (its sequence is given when stored).
+    pub fn new(
+        record_id: aggregator::LeafHash,
+        height: u64,
+        bitcoin_height: u32,
+        timeout_ns: u64,
+    ) -> PacketRecord {
+        PacketRecord {
+            sequence: 0,
+            record_id,
+            height,
+            bitcoin_height,
+            timeout_ns,
+            proof: None,
+            attempts: 0,
+            last_error: None,
+            tx_hash: None,
+            state: PacketState::Created,
+        }
+    }
+}
+
+/// The next packet sequence to give out.
+fn next_packet(meta: &redb::Table<&str, &[u8]>) -> Result<u64, StateError> {
+    match meta.get("next_packet").map_err(err)? {
+        Some(v) => serde_json::from_slice(v.value()).map_err(err),
+        None => Ok(1),
+    }
+}
+
 /// The relay's store for one consumer chain. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct RelayStore {
@@ -280,10 +311,7 @@ impl RelayStore {
             let mut table = txn.open_table(PACKETS).map_err(err)?;
             let mut data = txn.open_table(DATA).map_err(err)?;
             let mut by_record = txn.open_table(BY_RECORD).map_err(err)?;
-            let mut next: u64 = match meta.get("next_packet").map_err(err)? {
-                Some(v) => serde_json::from_slice(v.value()).map_err(err)?,
-                None => 1,
-            };
+            let mut next = next_packet(&meta)?;
             for (mut packet, bytes) in packets {
                 let id = packet.record_id.0;
                 if by_record.get(&id).map_err(err)?.is_some() {
@@ -320,19 +348,10 @@ impl RelayStore {
             let mut table = txn.open_table(PACKETS).map_err(err)?;
             let mut data_table = txn.open_table(DATA).map_err(err)?;
             let mut by_record = txn.open_table(BY_RECORD).map_err(err)?;
-            seq = match meta.get("next_packet").map_err(err)? {
-                Some(v) => serde_json::from_slice::<u64>(v.value()).map_err(err)?,
-                None => 1,
-            };
+            seq = next_packet(&meta)?;
             let fresh = PacketRecord {
                 sequence: seq,
-                timeout_ns,
-                proof: None,
-                attempts: 0,
-                last_error: None,
-                tx_hash: None,
-                state: PacketState::Created,
-                ..old.clone()
+                ..PacketRecord::new(old.record_id, old.height, old.bitcoin_height, timeout_ns)
             };
             let retired = PacketRecord {
                 state: PacketState::TimedOut { resent_as: seq },
@@ -376,10 +395,7 @@ impl RelayStore {
             );
         }
         for p in stuck {
-            let (_, data) = self
-                .packet(p.sequence)?
-                .ok_or_else(|| StateError(format!("packet {} vanished", p.sequence)))?;
-            self.resend(&p, p.timeout_ns, &data)?;
+            self.resend(&p, p.timeout_ns, &self.data(p.sequence)?)?;
         }
         self.set_meta::<String>("halted", None)
     }
@@ -403,14 +419,18 @@ impl RelayStore {
             return Ok(None);
         };
         let packet: PacketRecord = serde_json::from_slice(v.value()).map_err(err)?;
-        let data = txn
-            .open_table(DATA)
+        Ok(Some((packet, self.data(sequence)?)))
+    }
+
+    /// The data of packet `sequence`.
+    pub fn data(&self, sequence: u64) -> Result<Vec<u8>, StateError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        txn.open_table(DATA)
             .map_err(err)?
             .get(sequence)
             .map_err(err)?
             .map(|v| v.value().to_vec())
-            .ok_or_else(|| StateError(format!("packet {sequence} has no data")))?;
-        Ok(Some((packet, data)))
+            .ok_or_else(|| StateError(format!("packet {sequence} has no data")))
     }
 
     /// Up to `limit` packets with sequence ≥ `from`, in order.
@@ -508,16 +528,8 @@ mod tests {
 
     fn packet(state: PacketState) -> PacketRecord {
         PacketRecord {
-            sequence: 0,
-            record_id: aggregator::LeafHash([7; 32]),
-            height: 5,
-            bitcoin_height: 120,
-            timeout_ns: 1_000,
-            proof: None,
-            attempts: 0,
-            last_error: None,
-            tx_hash: None,
             state,
+            ..PacketRecord::new(aggregator::LeafHash([7; 32]), 5, 120, 1_000)
         }
     }
 

@@ -31,6 +31,11 @@ fn relayer_address() -> String {
 }
 
 fn consumer() -> Result<TestConsumer> {
+    consumer_funding(&[relayer_address()])
+}
+
+/// The test consumer with `funded` accounts.
+fn consumer_funding(funded: &[String]) -> Result<TestConsumer> {
     let genesis = bitcoin::blockdata::constants::genesis_block(bitcoin::Network::Regtest);
     TestConsumer::start(
         CHAIN,
@@ -44,7 +49,7 @@ fn consumer() -> Result<TestConsumer> {
             tag: Tag::DEFAULT,
             k: 3,
         },
-        &[relayer_address()],
+        funded,
     )
 }
 
@@ -172,21 +177,7 @@ fn an_account_sequence_mismatch_is_resynced() -> Result<()> {
 
 #[test]
 fn an_unfunded_relayer_is_told_to_fund_its_account() -> Result<()> {
-    let genesis = bitcoin::blockdata::constants::genesis_block(bitcoin::Network::Regtest);
-    let c = TestConsumer::start(
-        CHAIN,
-        TrustedHeader {
-            height: 0,
-            header: genesis.header,
-        },
-        ConsumerParams {
-            chain_id: ChainId::new(CHAIN)?,
-            network: AnchorNetwork::Regtest,
-            tag: Tag::DEFAULT,
-            k: 3,
-        },
-        &[],
-    )?;
+    let c = consumer_funding(&[])?;
     let dir = tempfile::tempdir()?;
     let err = relay(dir.path(), &c.url())?
         .setup(false)

@@ -224,15 +224,9 @@ impl IbcSection {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::env;
     use super::super::Config;
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     #[test]
     fn fees_are_rounded_up() {

@@ -2,7 +2,8 @@
 
 use super::*;
 
-fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+/// `BTCTS_*` pairs as the environment `Config::load` reads.
+pub(super) fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

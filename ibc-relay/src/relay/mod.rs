@@ -301,18 +301,7 @@ impl Relay {
                 let bitcoin_height = anchor.block.height;
                 match build_packet(&proof, self.config.checkpoint_height + 1, &self.headers) {
                     Ok(p) => packets.push((
-                        PacketRecord {
-                            sequence: 0,
-                            record_id: r.id,
-                            height,
-                            bitcoin_height,
-                            timeout_ns,
-                            proof: None,
-                            attempts: 0,
-                            last_error: None,
-                            tx_hash: None,
-                            state: PacketState::Created,
-                        },
+                        PacketRecord::new(r.id, height, bitcoin_height, timeout_ns),
                         p.encode_to_vec(),
                     )),
                     Err(BuildError::AnchorNotInHeaders)
@@ -350,10 +339,7 @@ impl Relay {
 
     /// Delivers `packet`, or finds it timed out and re-creates it.
     fn deliver(&mut self, link: &Link, mut packet: PacketRecord) -> Result<Delivered, RelayError> {
-        let (_, data) = self
-            .store
-            .packet(packet.sequence)?
-            .ok_or_else(|| StateError(format!("packet {} vanished", packet.sequence)))?;
+        let data = self.store.data(packet.sequence)?;
         if packet.proof.is_none() {
             // Not signed yet: a packet past (or about to pass) its timeout
             // is replaced, never signed.
