@@ -277,7 +277,7 @@ func TestRefusedPacketsChangeNothing(t *testing.T) {
 	c.Mine(1)                                                                                     // 109
 	otherTag := c.Anchor("regtest", [4]byte{'X', 'X', 'X', 'X'}, 3, btctest.NewRecord(hub, 3, 1)) // 110
 	c.Mine(2)                                                                                     // 112
-	stranger := btctest.NewChain(t, base)                                                         // another checkpoint at 100
+	stranger := btctest.NewChainSeeded(t, base, 1)                                                // another checkpoint at 100
 	sb := stranger.Anchor("regtest", btctest.DefaultTag, 0, btctest.NewRecord(hub, 4, 1))
 	stranger.Mine(4)
 
@@ -318,6 +318,7 @@ func TestRefusedPacketsChangeNothing(t *testing.T) {
 			require.ErrorIs(t, err, tc.kind)
 			require.Contains(t, err.Error(), tc.reason)
 			require.NotContains(t, err.Error(), "\n")
+			t.Logf("refused: %v", err)
 			require.Equal(t, before, f.export(), "state changed")
 			_, verified := findEvent(events, types.EventTimestampVerified)
 			require.False(t, verified)
@@ -375,7 +376,8 @@ func TestGasPerHeader(t *testing.T) {
 		headers uint32
 	}{
 		{"default sha256d, 3 headers", 0, 3},
-		{"default sha256d, 12 headers", 0, 12},
+		{"default sha256d, 10 headers", 0, 10},
+		{"default sha256d, 100 headers", 0, 100},
 		{"explicit 50000, 3 headers", 50_000, 3},
 	}
 	for _, tc := range tests {
@@ -400,6 +402,31 @@ func TestGasPerHeader(t *testing.T) {
 			t.Logf("%d headers: %d gas in the keeper (%d for the headers)", tc.headers, meter.GasConsumed(), charge*uint64(tc.headers))
 		})
 	}
+}
+
+func TestLitecoinRegtestPacket(t *testing.T) {
+	f := newFixture(t, func(p *types.Params) { p.Network = "litecoin-regtest" })
+	f.chain.Scrypt = true
+	b := f.chain.Anchor("litecoin-regtest", btctest.DefaultTag, 0, btctest.NewRecord(hub, 3, 1))
+	f.chain.Mine(2)
+	data := f.chain.Packet(t, b, 0, 101, 103)
+
+	ctx := f.ctx.WithGasMeter(storetypes.NewGasMeter(3*types.GasPerScryptHeader - 1))
+	require.Panics(t, func() { _, _ = f.k.ReceivePacket(ctx, data) }, "scrypt headers cost the scrypt default")
+	ack := f.mustAccept(data)
+	require.Equal(t, &packet.TimestampAck{ChainId: hub, Height: 3, BitcoinHeight: 101, Depth: 3}, ack)
+
+	// SHA-256d headers do not pass as Litecoin's.
+	g := newFixture(t, func(p *types.Params) { p.Network = "litecoin-regtest" })
+	gb := g.chain.Anchor("litecoin-regtest", btctest.DefaultTag, 0, btctest.NewRecord(hub, 3, 1))
+	g.chain.Mine(6)
+	var refused bool
+	for last := uint32(103); last <= 107 && !refused; last++ {
+		// Each SHA-256d header passes scrypt by chance half the time.
+		_, _, err := g.receive(g.chain.Packet(t, gb, 0, 101, last))
+		refused = err != nil && keeper.IsRefusal(err)
+	}
+	require.True(t, refused)
 }
 
 func TestStoreFailureIsNotARefusal(t *testing.T) {

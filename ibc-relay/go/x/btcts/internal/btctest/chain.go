@@ -10,6 +10,8 @@ import (
 	"encoding/binary"
 	"math/big"
 	"testing"
+
+	"golang.org/x/crypto/scrypt"
 )
 
 // RegtestBits is the compact target of regtest networks.
@@ -21,6 +23,9 @@ type Chain struct {
 	Headers [][80]byte
 	// Blocks holds the transactions of blocks that anchor something.
 	Blocks map[uint32]*Block
+	// Scrypt mines Litecoin headers (scrypt proof of work) instead of
+	// Bitcoin ones; set it before mining anything after the checkpoint.
+	Scrypt bool
 	time   uint32
 }
 
@@ -36,12 +41,15 @@ func Sha256d(b []byte) [32]byte {
 }
 
 // NewChain starts a chain with a checkpoint header at height base.
-func NewChain(tb testing.TB, base uint32) *Chain {
+func NewChain(tb testing.TB, base uint32) *Chain { return NewChainSeeded(tb, base, 0) }
+
+// NewChainSeeded is NewChain with another checkpoint for each seed.
+func NewChainSeeded(tb testing.TB, base uint32, seed byte) *Chain {
 	tb.Helper()
 	c := &Chain{Base: base, Blocks: map[uint32]*Block{}, time: 1_700_000_000}
 	var prev [32]byte
 	for i := range prev {
-		prev[i] = byte(base) + byte(i)
+		prev[i] = byte(base) + byte(i) + seed
 	}
 	c.Headers = append(c.Headers, c.mineHeader(prev, [32]byte{1}))
 	return c
@@ -74,7 +82,7 @@ func (c *Chain) Mine(n int) {
 // Fork returns a copy of c cut back to height at; mining on it makes a
 // different branch (its timestamps differ).
 func (c *Chain) Fork(at uint32) *Chain {
-	f := &Chain{Base: c.Base, Blocks: map[uint32]*Block{}, time: c.time + 1_000_000}
+	f := &Chain{Base: c.Base, Blocks: map[uint32]*Block{}, Scrypt: c.Scrypt, time: c.time + 1_000_000}
 	f.Headers = append(f.Headers, c.Headers[:at-c.Base+1]...)
 	for h, b := range c.Blocks {
 		if h <= at {
@@ -108,6 +116,11 @@ func (c *Chain) mineHeader(prev, merkleRoot [32]byte) [80]byte {
 	for nonce := uint32(0); ; nonce++ {
 		binary.LittleEndian.PutUint32(h[76:80], nonce)
 		hash := Sha256d(h[:])
+		if c.Scrypt {
+			// Parameters of Litecoin's proof of work; they are valid.
+			key, _ := scrypt.Key(h[:], h[:], 1024, 1, 1, 32)
+			copy(hash[:], key)
+		}
 		if leToBig(hash).Cmp(target) <= 0 {
 			return h
 		}
