@@ -48,7 +48,7 @@ type Params struct {
 	MaxHeadersPerPacket uint32 `protobuf:"varint,7,opt,name=max_headers_per_packet,json=maxHeadersPerPacket,proto3" json:"max_headers_per_packet,omitempty"`
 	// Gas charged per header of a packet before it is verified; 0 means the
 	// default of the network's proof-of-work function (sha256d 2000,
-	// scrypt 20000).
+	// scrypt 10000).
 	GasPerHeader uint64 `protobuf:"varint,8,opt,name=gas_per_header,json=gasPerHeader,proto3" json:"gas_per_header,omitempty"`
 }
 
