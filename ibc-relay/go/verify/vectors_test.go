@@ -58,7 +58,7 @@ func (m mutation) ranged() bool {
 	return false
 }
 
-func loadVectors(t *testing.T) []vector {
+func loadVectors(t testing.TB) []vector {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(vectorDir, "vectors.json"))
 	if err != nil {
@@ -78,7 +78,7 @@ type setup struct {
 	params  Params
 }
 
-func vectorSetup(t *testing.T, v vector, bases map[string][]byte) setup {
+func vectorSetup(t testing.TB, v vector, bases map[string][]byte) setup {
 	t.Helper()
 	data, ok := bases[v.Base]
 	if !ok {
