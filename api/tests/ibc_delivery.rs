@@ -77,7 +77,8 @@ fn add_ibc(
         let key = dir.join(format!("account-{i}.key"));
         std::fs::write(&key, format!("{:02x}", 0x20 + i).repeat(32))?;
         text.push_str(&format!(
-            "[ibc.chains.chain-{i}]\ngrpc = \"{}\"\naccount_key_file = \"{}\"\ncheckpoint_height = {checkpoint}\ngas_price = \"0.025\"\n",
+            "[ibc.chains.chain-{i}]\ngrpc = \"{}\"\naccount_key_file = \"{}\"\ncheckpoint_height = {checkpoint}\ngas_price = \"0.025\"\n\
+             deliver = \"all\"\nlegacy_connection_proofs = true\n",
             c.url(),
             key.display()
         ));

@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use bitcoin::hashes::{sha256, Hash};
+use btcts_consumer::TrustedHeader;
 use cosmos_sdk_proto::cosmos::auth::v1beta1::query_client::QueryClient as AuthClient;
 use cosmos_sdk_proto::cosmos::auth::v1beta1::{BaseAccount, QueryAccountRequest};
 use cosmos_sdk_proto::cosmos::base::tendermint::v1beta1::service_client::ServiceClient as NodeClient;
@@ -20,6 +21,8 @@ use cosmos_sdk_proto::cosmos::tx::v1beta1::{BroadcastMode, BroadcastTxRequest, G
 use prost::{Message, Name};
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
+
+mod btcts_query;
 
 /// Why a question to the consumer's node got no answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -135,6 +138,12 @@ pub trait ConsumerNode: Send + Sync + std::fmt::Debug {
     fn broadcast(&self, tx_raw: &[u8]) -> Result<Broadcast, ChainError>;
     /// The transaction `hash` (from [`tx_hash`]) if it is in a block.
     fn tx(&self, hash: &str) -> Result<Option<TxResult>, ChainError>;
+    /// The tip of the Bitcoin headers the consumer's btcts app trusts now,
+    /// or `None` if the app does not answer `btcts.consumer.v1.Query` (then
+    /// the configured checkpoint is all the relay knows).
+    fn trusted_header(&self) -> Result<Option<TrustedHeader>, ChainError>;
+    /// The header the app knows at `height`, if it keeps one there.
+    fn known_header(&self, height: u32) -> Result<Option<TrustedHeader>, ChainError>;
 }
 
 /// [`ConsumerNode`] over gRPC.
@@ -166,6 +175,30 @@ impl GrpcNode {
             endpoint.connect_lazy()
         };
         Ok(GrpcNode { rt, channel })
+    }
+
+    /// One unary call of the consumer app's `btcts.consumer.v1.Query`
+    /// service; `Ok(None)` when the node does not serve the method or has
+    /// nothing for the request.
+    fn btcts_query<Q, R>(&self, method: &'static str, request: Q) -> Result<Option<R>, ChainError>
+    where
+        Q: Message + Send + Sync + 'static,
+        R: Message + Default + Send + Sync + 'static,
+    {
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static(method);
+        let call = async {
+            grpc.ready()
+                .await
+                .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            let codec = tonic::codec::ProstCodec::<Q, R>::default();
+            grpc.unary(tonic::Request::new(request), path, codec).await
+        };
+        match self.rt.block_on(call) {
+            Ok(r) => Ok(Some(r.into_inner())),
+            Err(s) if matches!(s.code(), Code::NotFound | Code::Unimplemented) => Ok(None),
+            Err(s) => Err(status_error(method, s)),
+        }
     }
 }
 
@@ -306,6 +339,22 @@ impl ConsumerNode for GrpcNode {
                 })
                 .collect(),
         }))
+    }
+
+    fn trusted_header(&self) -> Result<Option<TrustedHeader>, ChainError> {
+        let r: Option<btcts_query::QueryTrustedHeaderResponse> = self.btcts_query(
+            btcts_query::TRUSTED_HEADER,
+            btcts_query::QueryTrustedHeaderRequest {},
+        )?;
+        r.and_then(|r| r.header).map(|h| h.decode()).transpose()
+    }
+
+    fn known_header(&self, height: u32) -> Result<Option<TrustedHeader>, ChainError> {
+        let r: Option<btcts_query::QueryKnownHeaderResponse> = self.btcts_query(
+            btcts_query::KNOWN_HEADER,
+            btcts_query::QueryKnownHeaderRequest { height },
+        )?;
+        r.and_then(|r| r.header).map(|h| h.decode()).transpose()
     }
 }
 

@@ -16,5 +16,5 @@ pub mod state;
 pub mod tx;
 
 pub use btcts_consumer::{TimestampAck, TimestampPacket, CHANNEL_VERSION, PORT_ID};
-pub use relay::{ConsumerConfig, Relay, RelayError, StepReport};
+pub use relay::{ConsumerConfig, Deliver, Relay, RelayError, StepReport};
 pub use signer::{Signed, Signer, SignerError, SignerState};

@@ -155,19 +155,30 @@ pub fn service_connection_end(link: &Link) -> ConnectionEnd {
     }
 }
 
-/// `MsgConnectionOpenAck` with its three proofs, at sequences `first`,
-/// `first + 1` and `first + 2`: the service's connection end, then
-/// `consumer_client` (the consumer's client state as the service's nominal
-/// client of it holds it), then `consumer_consensus` at `consensus_height`.
-/// Asking again with the same inputs returns the same proofs.
-#[allow(clippy::too_many_arguments)]
+/// What an ibc-go 7.3–8.4 or ibc-rs consumer also wants proven in
+/// `ConnOpenAck`: its own client state as the service's nominal client of it
+/// holds it, and its consensus state at `consensus_height`.
+#[derive(Debug, Clone, Copy)]
+pub struct StateProofs<'a> {
+    /// The consumer's client state (a Tendermint client state).
+    pub consumer_client: &'a Any,
+    /// The consumer's consensus state at `consensus_height`.
+    pub consumer_consensus: &'a Any,
+    /// The consumer height it is proven at.
+    pub consensus_height: Height,
+}
+
+/// `MsgConnectionOpenAck` proving the service's TRYOPEN connection end at
+/// sequence `first`, and with `state` also the consumer's client and
+/// consensus states at `first + 1` and `first + 2` (ibc-go ≥ 8.5 verifies
+/// only the first, and every proof it does not verify would leave the
+/// client a sequence behind the signer). Asking again with the same inputs
+/// returns the same proofs.
 pub fn conn_open_ack(
     signer: &Signer,
     first: u64,
     link: &Link,
-    consumer_client: &Any,
-    consumer_consensus: &Any,
-    consensus_height: Height,
+    state: Option<StateProofs<'_>>,
     timestamp: u64,
     relayer: &str,
 ) -> Result<(Any, Vec<Signed>), SignerError> {
@@ -178,37 +189,46 @@ pub fn conn_open_ack(
         &service_connection_end(link).encode_to_vec(),
         timestamp,
     )?;
-    let client_path = format!("clients/{}/clientState", link.client_on_service);
-    let client = signer.sign_at(
-        first + 1,
-        client_path.as_bytes(),
-        &consumer_client.encode_to_vec(),
-        timestamp,
-    )?;
-    let consensus_path = format!(
-        "clients/{}/consensusStates/{}-{}",
-        link.client_on_service, consensus_height.revision_number, consensus_height.revision_height
-    );
-    let consensus = signer.sign_at(
-        first + 2,
-        consensus_path.as_bytes(),
-        &consumer_consensus.encode_to_vec(),
-        timestamp,
-    )?;
-    let msg = any(&MsgConnectionOpenAck {
+    let mut msg = MsgConnectionOpenAck {
         connection_id: link.connection_on_consumer.clone(),
         counterparty_connection_id: link.connection_on_service.clone(),
         version: Some(connection_version()),
-        client_state: Some(consumer_client.clone()),
+        client_state: None,
         proof_height: Some(proof_height(try_end.sequence)),
         proof_try: try_end.proof(),
-        proof_client: client.proof(),
-        proof_consensus: consensus.proof(),
-        consensus_height: Some(consensus_height),
+        proof_client: Vec::new(),
+        proof_consensus: Vec::new(),
+        consensus_height: None,
         signer: relayer.into(),
         host_consensus_state_proof: Vec::new(),
-    });
-    Ok((msg, vec![try_end, client, consensus]))
+    };
+    let mut signed = vec![try_end];
+    if let Some(state) = state {
+        let client_path = format!("clients/{}/clientState", link.client_on_service);
+        let client = signer.sign_at(
+            first + 1,
+            client_path.as_bytes(),
+            &state.consumer_client.encode_to_vec(),
+            timestamp,
+        )?;
+        let height = state.consensus_height;
+        let consensus_path = format!(
+            "clients/{}/consensusStates/{}-{}",
+            link.client_on_service, height.revision_number, height.revision_height
+        );
+        let consensus = signer.sign_at(
+            first + 2,
+            consensus_path.as_bytes(),
+            &state.consumer_consensus.encode_to_vec(),
+            timestamp,
+        )?;
+        msg.client_state = Some(state.consumer_client.clone());
+        msg.proof_client = client.proof();
+        msg.proof_consensus = consensus.proof();
+        msg.consensus_height = Some(height);
+        signed.extend([client, consensus]);
+    }
+    Ok((any(&msg), signed))
 }
 
 /// `MsgChannelOpenInit` on the consumer: port `btcts`, UNORDERED, `btcts-1`.

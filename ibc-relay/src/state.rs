@@ -297,11 +297,12 @@ impl RelayStore {
         Ok(self.meta("cursor")?.unwrap_or(0))
     }
 
-    /// Creates packets for `records` (skipping those already carried by one)
-    /// and moves the cursor to `cursor`, in one transaction.
+    /// Creates `packets` (skipping records already carried by one; their
+    /// data is built when they are sent) and moves the cursor to `cursor`,
+    /// in one transaction.
     pub fn add_packets(
         &self,
-        packets: Vec<(PacketRecord, Vec<u8>)>,
+        packets: Vec<PacketRecord>,
         cursor: u64,
     ) -> Result<Vec<u64>, StateError> {
         let txn = self.db.begin_write().map_err(err)?;
@@ -312,7 +313,7 @@ impl RelayStore {
             let mut data = txn.open_table(DATA).map_err(err)?;
             let mut by_record = txn.open_table(BY_RECORD).map_err(err)?;
             let mut next = next_packet(&meta)?;
-            for (mut packet, bytes) in packets {
+            for mut packet in packets {
                 let id = packet.record_id.0;
                 if by_record.get(&id).map_err(err)?.is_some() {
                     continue;
@@ -320,7 +321,7 @@ impl RelayStore {
                 packet.sequence = next;
                 let json = serde_json::to_vec(&packet).map_err(err)?;
                 table.insert(next, json.as_slice()).map_err(err)?;
-                data.insert(next, bytes.as_slice()).map_err(err)?;
+                data.insert(next, [].as_slice()).map_err(err)?;
                 by_record.insert(&id, next).map_err(err)?;
                 created.push(next);
                 next += 1;
@@ -334,13 +335,9 @@ impl RelayStore {
         Ok(created)
     }
 
-    /// Replaces timed-out packet `old` by a new one carrying the same record.
-    pub fn resend(
-        &self,
-        old: &PacketRecord,
-        timeout_ns: u64,
-        data: &[u8],
-    ) -> Result<u64, StateError> {
+    /// Replaces timed-out packet `old` by a new one carrying the same record
+    /// (its data is built again when it is sent).
+    pub fn resend(&self, old: &PacketRecord, timeout_ns: u64) -> Result<u64, StateError> {
         let txn = self.db.begin_write().map_err(err)?;
         let seq;
         {
@@ -361,7 +358,7 @@ impl RelayStore {
                 let json = serde_json::to_vec(p).map_err(err)?;
                 table.insert(p.sequence, json.as_slice()).map_err(err)?;
             }
-            data_table.insert(seq, data).map_err(err)?;
+            data_table.insert(seq, [].as_slice()).map_err(err)?;
             by_record.insert(&old.record_id.0, seq).map_err(err)?;
             let next = serde_json::to_vec(&(seq + 1)).map_err(err)?;
             meta.insert("next_packet", next.as_slice()).map_err(err)?;
@@ -395,9 +392,25 @@ impl RelayStore {
             );
         }
         for p in stuck {
-            self.resend(&p, p.timeout_ns, &self.data(p.sequence)?)?;
+            self.resend(&p, p.timeout_ns)?;
         }
         self.set_meta::<String>("halted", None)
+    }
+
+    /// Writes `packet`'s new state and the data it is sent with, in one
+    /// transaction (before its proof is signed).
+    pub fn put_sent_packet(&self, packet: &PacketRecord, data: &[u8]) -> Result<(), StateError> {
+        let json = serde_json::to_vec(packet).map_err(err)?;
+        let txn = self.db.begin_write().map_err(err)?;
+        txn.open_table(PACKETS)
+            .map_err(err)?
+            .insert(packet.sequence, json.as_slice())
+            .map_err(err)?;
+        txn.open_table(DATA)
+            .map_err(err)?
+            .insert(packet.sequence, data)
+            .map_err(err)?;
+        txn.commit().map_err(err)
     }
 
     /// Writes `packet`'s new state.
@@ -558,7 +571,7 @@ mod tests {
         for (i, s) in states.iter().enumerate() {
             let mut p = packet(s.clone());
             p.record_id = aggregator::LeafHash([i as u8; 32]);
-            packets.push((p, vec![i as u8]));
+            packets.push(p);
         }
         let created = store.add_packets(packets, 4).expect("add");
         assert_eq!(created, (1..=7).collect::<Vec<_>>());
@@ -571,17 +584,28 @@ mod tests {
         // A record already carried is not added twice.
         let mut dup = packet(PacketState::Created);
         dup.record_id = aggregator::LeafHash([0; 32]);
-        let again = store.add_packets(vec![(dup, vec![])], 5).expect("add");
+        let again = store.add_packets(vec![dup], 5).expect("add");
         assert!(again.is_empty());
         // The oldest open packet, then a re-send of it.
         let open = store.next_open().expect("open").expect("some");
         assert_eq!(open.sequence, 1);
-        let new = store.resend(&open, 2_000, b"fresh").expect("resend");
+        let mut sent = open.clone();
+        sent.state = PacketState::Sent;
+        sent.proof = Some((7, 99));
+        store.put_sent_packet(&sent, b"signed").expect("sent");
+        assert_eq!(
+            store.packet(1).expect("read"),
+            Some((sent, b"signed".to_vec()))
+        );
+        let new = store.resend(&open, 2_000).expect("resend");
         assert_eq!(new, 8);
         let (old, _) = store.packet(1).expect("read").expect("old");
         assert_eq!(old.state, PacketState::TimedOut { resent_as: 8 });
         let (fresh, data) = store.packet(8).expect("read").expect("new");
-        assert_eq!((fresh.timeout_ns, data.as_slice()), (2_000, &b"fresh"[..]));
+        assert_eq!(
+            (fresh.timeout_ns, fresh.proof, data.as_slice()),
+            (2_000, None, &[][..])
+        );
         assert_eq!(
             store.next_open().expect("open").map(|p| p.sequence),
             Some(2)

@@ -195,9 +195,11 @@ fn connect(a: &Anchored, signer: &Signer) -> Result<Consumer> {
         signer,
         signer.state()?.sequence,
         &c.link,
-        &consumer_client,
-        &consumer_consensus,
-        consensus_height,
+        Some(msgs::StateProofs {
+            consumer_client: &consumer_client,
+            consumer_consensus: &consumer_consensus,
+            consensus_height,
+        }),
         ts,
         RELAYER,
     )?;

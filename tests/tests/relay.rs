@@ -18,7 +18,7 @@ use btcts_tests::network::{TestConsumer, PREFIX};
 use ibc_relay::grpc::GrpcNode;
 use ibc_relay::state::RelayStore;
 use ibc_relay::tx::Fee;
-use ibc_relay::{ConsumerConfig, Relay, Signer};
+use ibc_relay::{ConsumerConfig, Deliver, Relay, Signer};
 
 const CHAIN: &str = "consumer-7";
 
@@ -73,6 +73,10 @@ fn relay_with(dir: &Path, url: &str, solo: SecretKey) -> Result<Relay> {
         k: 3,
         checkpoint_height: 0,
         packet_timeout: Duration::from_secs(600),
+        sources: vec![ChainId::new(CHAIN)?],
+        deliver: Deliver::All,
+        // The ibc-rs test consumer checks all three ConnOpenAck proofs.
+        legacy_connection_proofs: true,
     };
     Ok(Relay::new(
         config,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aggregator::ChainId;
 use ibc_relay::tx::Fee;
-use ibc_relay::ConsumerConfig;
+use ibc_relay::{ConsumerConfig, Deliver};
 use serde::{Deserialize, Serialize};
 
 use super::{invalid, ConfigError};
@@ -67,6 +67,30 @@ pub struct IbcChainSection {
     /// Depth at which a record's proof is sent (default: `confirmations`).
     #[serde(default)]
     pub confirmations: Option<u32>,
+    /// The chains whose records this consumer receives (default: its own id).
+    #[serde(default)]
+    pub sources: Option<Vec<String>>,
+    /// `"latest"` (per anchored batch and source chain, the highest record)
+    /// or `"all"`.
+    #[serde(default)]
+    pub deliver: DeliverMode,
+    /// Also sign `ConnOpenAck`'s client- and consensus-state proofs (ibc-go
+    /// 7.3–8.4 and ibc-rs consumers; ibc-go ≥ 8.5 verifies only the
+    /// connection proof).
+    #[serde(default)]
+    pub legacy_connection_proofs: bool,
+}
+
+/// `deliver` of a consumer chain.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliverMode {
+    /// Per anchored batch and source chain, only the record with the
+    /// highest height.
+    #[default]
+    Latest,
+    /// Every record.
+    All,
 }
 
 fn default_prefix() -> String {
@@ -192,6 +216,23 @@ impl IbcSection {
             if k == 0 {
                 return Err(invalid(&key("confirmations"), "must be at least 1"));
             }
+            let sources = match &c.sources {
+                None => vec![chain_id.clone()],
+                Some(list) if list.is_empty() => {
+                    return Err(invalid(&key("sources"), "must name at least one chain"))
+                }
+                Some(list) => {
+                    let mut out: Vec<ChainId> = Vec::with_capacity(list.len());
+                    for s in list {
+                        let id: ChainId = s.parse().map_err(|e| invalid(&key("sources"), e))?;
+                        if out.contains(&id) {
+                            return Err(invalid(&key("sources"), format!("{id} is listed twice")));
+                        }
+                        out.push(id);
+                    }
+                    out
+                }
+            };
             let dir = data_dir.join("ibc").join(id);
             chains.push(IbcChain {
                 relay: ConsumerConfig {
@@ -206,6 +247,12 @@ impl IbcSection {
                     k,
                     checkpoint_height: c.checkpoint_height,
                     packet_timeout: Duration::from_secs(self.packet_timeout_secs),
+                    sources,
+                    deliver: match c.deliver {
+                        DeliverMode::Latest => Deliver::Latest,
+                        DeliverMode::All => Deliver::All,
+                    },
+                    legacy_connection_proofs: c.legacy_connection_proofs,
                 },
                 account_key_file: c.account_key_file.clone(),
                 diversifier: format!("{}/{id}", self.diversifier),
@@ -305,6 +352,17 @@ mod tests {
         let ibc = s.ibc.expect("configured");
         let alpha = ibc.chain("alpha").expect("alpha");
         assert_eq!(alpha.relay.k, 6, "the default depth is `confirmations`");
+        assert_eq!(alpha.relay.sources, vec!["alpha".parse().expect("id")]);
+        assert_eq!(alpha.relay.deliver, Deliver::Latest);
+        assert!(!alpha.relay.legacy_connection_proofs);
+        let s = load(
+            "sources = [\"alpha\", \"hub-1\"]\ndeliver = \"all\"\nlegacy_connection_proofs = true",
+        )
+        .expect("valid");
+        let relay = &s.ibc.expect("configured").chains[0].relay;
+        assert_eq!(relay.sources.len(), 2);
+        assert_eq!(relay.deliver, Deliver::All);
+        assert!(relay.legacy_connection_proofs);
         assert_eq!(alpha.relay.fee.amount, 5000);
         assert_eq!(alpha.diversifier, "btcts/alpha");
         assert_eq!(
@@ -319,6 +377,10 @@ mod tests {
                 "ibc.chains.alpha.bech32_prefix",
             ),
             ("fee_denom = \"\"", "ibc.chains.alpha.fee_denom"),
+            ("sources = []", "ibc.chains.alpha.sources"),
+            ("sources = [\"a\", \"a\"]", "ibc.chains.alpha.sources"),
+            ("sources = [\"not a chain\"]", "ibc.chains.alpha.sources"),
+            ("deliver = \"some\"", "deliver"),
         ] {
             let err = load(extra).expect_err(extra);
             assert!(err.to_string().contains(key), "{extra}: {err}");

@@ -105,7 +105,8 @@ pub enum PacketError {
 /// the proof's; the proof document verifies (leaf, path, root, OP_RETURN,
 /// transaction, inclusion, proof of work); the headers start right after
 /// `trusted`, link, and each carries valid work at an acceptable difficulty;
-/// the anchor block is one of them; its depth, computed from the headers,
+/// the anchor block is one of them (at the proof's `block.height`), and the
+/// proof's `headers_after` are the packet's next headers; its depth, computed from the headers,
 /// equals the claim and is at least `params.k`.
 pub fn verify_packet(
     data: &[u8],
@@ -163,6 +164,20 @@ pub fn verify_packet(
         .ok_or(PacketError::AnchorNotInHeaders)?;
     if serialize(&headers[index]) != anchor.block.header.0 {
         return Err(PacketError::AnchorNotInHeaders);
+    }
+    // The proof's own headers after the anchor (usually none in a packet)
+    // must be the packet's, so that a packet never carries two branches.
+    let after = &headers[index + 1..];
+    if anchor.headers_after.len() > after.len()
+        || anchor
+            .headers_after
+            .iter()
+            .zip(after)
+            .any(|(h, p)| h.header.0 != serialize(p))
+    {
+        return Err(PacketError::Proof(
+            "its headers_after are not the packet's headers after the anchor block".into(),
+        ));
     }
     // At most MAX_HEADERS, so this fits.
     let depth = (headers.len() - index) as u32;

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aggregator::{BatchSeq, ChainId, Record, Store, StoreError};
+use aggregator::{BatchSeq, ChainId, LeafHash, Record, Store, StoreError, StoredRecord};
 use bitcoin::block::Header;
 use bitcoin::secp256k1::SecretKey;
 use btc_submitter::{complete_proof, BitcoinNode, NodeError};
@@ -51,11 +51,34 @@ pub struct ConsumerConfig {
     pub fee: Fee,
     /// The depth at which a record's proof is sent.
     pub k: u32,
-    /// The height of the Bitcoin header the consumer trusts: packets carry
-    /// the headers after it.
+    /// The height of the Bitcoin header the consumer trusted at setup. A
+    /// consumer that answers the `btcts.consumer.v1.Query` service is asked
+    /// for the headers it trusts now instead; for one that does not, packets
+    /// carry the headers after this one.
     pub checkpoint_height: u32,
     /// How long after it is created a packet times out (consumer time).
     pub packet_timeout: Duration,
+    /// The chains whose records this consumer receives (its own id, and any
+    /// other chain it follows).
+    pub sources: Vec<ChainId>,
+    /// Which records of an anchored batch become packets.
+    pub deliver: Deliver,
+    /// Sign the client- and consensus-state proofs of `ConnOpenAck` too
+    /// (ibc-go 7.3–8.4 and ibc-rs verify them; ibc-go ≥ 8.5 verifies only
+    /// the connection proof, and a proof it does not verify must not use a
+    /// solo-machine sequence).
+    pub legacy_connection_proofs: bool,
+}
+
+/// Which records of an anchored batch are sent to a consumer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Deliver {
+    /// Per source chain, only the record with the highest height: a
+    /// timestamp of height `h` covers the chain's history up to `h`.
+    #[default]
+    Latest,
+    /// Every record.
+    All,
 }
 
 /// Why the relay stopped.
@@ -123,6 +146,37 @@ const MAX_ATTEMPTS: u32 = 10;
 const TIMEOUT_MARGIN: Duration = Duration::from_secs(5);
 /// The most headers a packet carries (the consumer's limit).
 const MAX_HEADERS: usize = btcts_consumer::MAX_HEADERS;
+/// How far back the relay looks for a header the consumer shares with
+/// Bitcoin's best chain after a reorg.
+const MAX_REORG_WALK: u32 = 144;
+
+/// The records of one batch that become packets, as (id, height), in
+/// batch order.
+fn select(records: Vec<StoredRecord>, deliver: Deliver) -> Vec<(LeafHash, u64)> {
+    let mut out: Vec<(LeafHash, ChainId, u64)> = Vec::with_capacity(records.len());
+    for r in records {
+        let Record::PosBlock(b) = r.record else {
+            continue;
+        };
+        if deliver == Deliver::Latest {
+            if let Some(i) = out.iter().position(|(_, chain, _)| *chain == b.chain_id) {
+                if out[i].2 < b.height {
+                    out[i] = (r.id, b.chain_id, b.height);
+                }
+                continue;
+            }
+        }
+        out.push((r.id, b.chain_id, b.height));
+    }
+    out.into_iter().map(|(id, _, h)| (id, h)).collect()
+}
+
+/// The best chain's headers the relay read last, from height `first`.
+#[derive(Debug, Default)]
+struct HeaderCache {
+    first: u32,
+    headers: Vec<Header>,
+}
 
 /// One consumer chain's relay.
 #[derive(Debug)]
@@ -132,7 +186,7 @@ pub struct Relay {
     signer: Arc<Signer>,
     store: RelayStore,
     sender: TxSender,
-    headers: Vec<Header>,
+    headers: HeaderCache,
 }
 
 /// Now, in nanoseconds since the Unix epoch.
@@ -167,7 +221,7 @@ impl Relay {
             signer,
             store,
             sender,
-            headers: Vec::new(),
+            headers: HeaderCache::default(),
         })
     }
 
@@ -219,7 +273,7 @@ impl Relay {
             let Some(packet) = self.store.next_open()? else {
                 break;
             };
-            match self.deliver(&link, packet)? {
+            match self.deliver(store, bitcoin, &link, packet)? {
                 Delivered::Done => report.delivered += 1,
                 Delivered::Resent => report.resent += 1,
                 Delivered::Later => break,
@@ -230,36 +284,136 @@ impl Relay {
         Ok(report)
     }
 
-    /// Keeps `self.headers` equal to the best chain from the checkpoint's
-    /// successor to the tip (at most [`MAX_HEADERS`]).
-    fn refresh_headers(&mut self, bitcoin: &dyn BitcoinNode) -> Result<(), RelayError> {
-        let first = self.config.checkpoint_height + 1;
-        while let Some(last) = self.headers.last() {
-            let height = first + (self.headers.len() as u32 - 1);
+    /// The best chain's headers from `from` to the tip (at most
+    /// [`MAX_HEADERS`]), through a cache of the last ones read: one call
+    /// to check that the cache is still on the best chain, then only the
+    /// headers not read before.
+    fn headers_from(
+        &mut self,
+        bitcoin: &dyn BitcoinNode,
+        from: u32,
+    ) -> Result<Vec<Header>, RelayError> {
+        let cache = &mut self.headers;
+        let cached_end = cache.first + cache.headers.len() as u32;
+        if from < cache.first || from > cached_end {
+            cache.first = from;
+            cache.headers.clear();
+        }
+        while let Some(last) = cache.headers.last() {
+            let height = cache.first + (cache.headers.len() as u32 - 1);
             if bitcoin.block_hash_at(height)? == Some(last.block_hash()) {
                 break;
             }
-            self.headers.pop();
+            cache.headers.pop();
         }
         let tip = bitcoin.chain_info()?.tip_height;
-        while self.headers.len() < MAX_HEADERS {
-            let height = first + self.headers.len() as u32;
-            if height > tip {
-                break;
-            }
+        let end = tip.min(from.saturating_add(MAX_HEADERS as u32 - 1));
+        while cache.first + (cache.headers.len() as u32) <= end {
+            let height = cache.first + cache.headers.len() as u32;
             let Some(hash) = bitcoin.block_hash_at(height)? else {
                 break;
             };
-            self.headers.push(bitcoin.header(&hash)?);
+            cache.headers.push(bitcoin.header(&hash)?);
         }
-        Ok(())
+        let skip = (from - cache.first) as usize;
+        let out: Vec<Header> = cache.headers[skip..]
+            .iter()
+            .take(MAX_HEADERS)
+            .copied()
+            .collect();
+        // Keep the cache to what the next packets can need.
+        if skip > MAX_HEADERS {
+            cache.headers.drain(..skip);
+            cache.first = from;
+        }
+        Ok(out)
     }
 
-    /// Creates packets for the records of this chain in every batch, from
-    /// the cursor on, whose anchor is at least `k` deep.
+    /// Where a packet for a record anchored at `anchor_height` starts: right
+    /// after a header the consumer's app knows that is still on Bitcoin's
+    /// best chain, and no later than the anchor block — so its headers are
+    /// only those since the consumer's trusted tip (or since the anchor, for
+    /// an anchor below it). `None` if the consumer knows no such header.
+    fn first_height(
+        &self,
+        bitcoin: &dyn BitcoinNode,
+        anchor_height: u32,
+    ) -> Result<Option<u32>, RelayError> {
+        let Some(tip) = self.node.trusted_header()? else {
+            // An app that does not say what it trusts: the checkpoint.
+            let first = self.config.checkpoint_height + 1;
+            return Ok((anchor_height >= first).then_some(first));
+        };
+        let mut first = anchor_height.min(tip.height.saturating_add(1));
+        // A Bitcoin reorg may have left the app's newest headers on a stale
+        // branch: walk back to one it shares with the best chain.
+        for _ in 0..=MAX_REORG_WALK {
+            let Some(before) = first.checked_sub(1) else {
+                return Ok(None);
+            };
+            let known = if before == tip.height {
+                Some(tip)
+            } else {
+                self.node.known_header(before)?
+            };
+            let Some(known) = known else {
+                return Ok(None);
+            };
+            if bitcoin.block_hash_at(before)? == Some(known.header.block_hash()) {
+                return Ok(Some(first));
+            }
+            first = before;
+        }
+        Err(RelayError::Halted(format!(
+            "the consumer's btcts app trusts Bitcoin headers that left the best chain more than {MAX_REORG_WALK} blocks deep (at height {})",
+            tip.height
+        )))
+    }
+
+    /// The data of the packet carrying `packet`'s record, built now from
+    /// the consumer's trusted headers; `None` while the record's anchor is
+    /// not on the best chain (a reorg: it is anchored again later).
+    fn build(
+        &mut self,
+        store: &Store,
+        bitcoin: &dyn BitcoinNode,
+        packet: &mut PacketRecord,
+    ) -> Result<Option<Vec<u8>>, RelayError> {
+        let proof = store.proof(&packet.record_id)?.ok_or_else(|| {
+            RelayError::Halted(format!("record {} has no proof", packet.record_id))
+        })?;
+        let proof = complete_proof(bitcoin, proof, 0)?;
+        let Some(anchor) = proof.anchor.as_ref() else {
+            return Ok(None);
+        };
+        packet.bitcoin_height = anchor.block.height;
+        let Some(first) = self.first_height(bitcoin, anchor.block.height)? else {
+            return Err(RelayError::Halted(format!(
+                "record {} is anchored at Bitcoin height {}, below every header the consumer's btcts app still knows: it cannot be proven to it",
+                packet.record_id, anchor.block.height
+            )));
+        };
+        let headers = self.headers_from(bitcoin, first)?;
+        match build_packet(&proof, first, &headers) {
+            Ok(p) => Ok(Some(p.encode_to_vec())),
+            Err(BuildError::AnchorNotInHeaders) => Err(RelayError::Halted(format!(
+                "record {} is anchored at height {}, more than {MAX_HEADERS} blocks after the header the consumer trusts (height {}): advance the consumer's trusted header",
+                packet.record_id,
+                anchor.block.height,
+                first - 1
+            ))),
+            Err(e) => Err(RelayError::Halted(format!(
+                "record {}: {e}",
+                packet.record_id
+            ))),
+        }
+    }
+
+    /// Creates packets for the records of the consumer's source chains in
+    /// every batch, from the cursor on, whose anchor is at least `k` deep
+    /// (per chain only the highest record, when delivering the latest).
     fn discover(&mut self, store: &Store, bitcoin: &dyn BitcoinNode) -> Result<usize, RelayError> {
         let mut created = 0;
-        let mut refreshed = false;
         loop {
             let cursor = self.store.cursor()?;
             let Some(batch) = store.batch(BatchSeq(cursor))? else {
@@ -274,55 +428,25 @@ impl Relay {
             if !deep {
                 break;
             }
-            if !refreshed {
-                self.refresh_headers(bitcoin)?;
-                refreshed = true;
-            }
-            let chain = self.config.chain_id.clone();
+            let sources = &self.config.sources;
             let records = store.batch_records(
                 &batch,
-                |r| matches!(r, Record::PosBlock(b) if b.chain_id == chain),
+                |r| matches!(r, Record::PosBlock(b) if sources.contains(&b.chain_id)),
             )?;
-            let timeout_ns = now_ns().saturating_add(nanos(self.config.packet_timeout));
-            let mut packets = Vec::with_capacity(records.len());
-            for r in records {
-                let Some(proof) = store.proof(&r.id)? else {
-                    continue;
-                };
-                let proof = complete_proof(bitcoin, proof, 0)?;
-                let Some(anchor) = proof.anchor.as_ref() else {
-                    // Reorged out since: look again next round.
-                    return Ok(created);
-                };
-                let height = match &r.record {
-                    Record::PosBlock(b) => b.height,
-                    _ => 0,
-                };
-                let bitcoin_height = anchor.block.height;
-                match build_packet(&proof, self.config.checkpoint_height + 1, &self.headers) {
-                    Ok(p) => packets.push((
-                        PacketRecord::new(r.id, height, bitcoin_height, timeout_ns),
-                        p.encode_to_vec(),
-                    )),
-                    Err(BuildError::AnchorNotInHeaders)
-                        if bitcoin_height <= self.config.checkpoint_height =>
-                    {
-                        // Anchored before the consumer's checkpoint: it
-                        // cannot be proven from there. Not an error.
-                        debug!(chain = %self.config.chain_id, record = %r.id, bitcoin_height, "anchored before the consumer's checkpoint: not sent");
-                        metrics::counter!("btcts_ibc_before_checkpoint_total", "chain" => self.config.chain_id.to_string()).increment(1);
-                    }
-                    Err(BuildError::AnchorNotInHeaders) => {
-                        // Beyond the headers a packet may carry: wait, do
-                        // not skip it.
-                        return Err(RelayError::Halted(format!(
-                            "record {} is anchored at height {bitcoin_height}, more than {MAX_HEADERS} blocks after the consumer's checkpoint ({}): advance the checkpoint on the consumer and in ibc.chains.{}.checkpoint_height",
-                            r.id, self.config.checkpoint_height, self.config.chain_id
-                        )));
-                    }
-                    Err(e) => warn!(record = %r.id, error = %e, "not sent"),
-                }
+            let records = select(records, self.config.deliver);
+            if mined.height <= self.config.checkpoint_height {
+                // Anchored before the consumer's checkpoint: it cannot be
+                // proven from there. Not an error.
+                debug!(chain = %self.config.chain_id, batch = %batch.seq, height = mined.height, "anchored before the consumer's checkpoint: not sent");
+                metrics::counter!("btcts_ibc_before_checkpoint_total", "chain" => self.config.chain_id.to_string()).increment(records.len() as u64);
+                self.store.add_packets(Vec::new(), cursor + 1)?;
+                continue;
             }
+            let timeout_ns = now_ns().saturating_add(nanos(self.config.packet_timeout));
+            let packets = records
+                .into_iter()
+                .map(|(id, height)| PacketRecord::new(id, height, mined.height, timeout_ns))
+                .collect();
             let new = self.store.add_packets(packets, cursor + 1)?;
             for _ in &new {
                 self.count("created");
@@ -338,8 +462,14 @@ impl Relay {
     }
 
     /// Delivers `packet`, or finds it timed out and re-creates it.
-    fn deliver(&mut self, link: &Link, mut packet: PacketRecord) -> Result<Delivered, RelayError> {
-        let data = self.store.data(packet.sequence)?;
+    fn deliver(
+        &mut self,
+        store: &Store,
+        bitcoin: &dyn BitcoinNode,
+        link: &Link,
+        mut packet: PacketRecord,
+    ) -> Result<Delivered, RelayError> {
+        let mut data = self.store.data(packet.sequence)?;
         if packet.proof.is_none() {
             // Not signed yet: a packet past (or about to pass) its timeout
             // is replaced, never signed.
@@ -348,14 +478,20 @@ impl Relay {
             let now = self.node.latest_block()?.time_ns.max(now_ns());
             if now.saturating_add(nanos(TIMEOUT_MARGIN)) >= packet.timeout_ns {
                 let timeout = now.saturating_add(nanos(self.config.packet_timeout));
-                let new = self.store.resend(&packet, timeout, &data)?;
+                let new = self.store.resend(&packet, timeout)?;
                 info!(chain = %self.config.chain_id, packet = packet.sequence, resent_as = new, "packet timed out unsent; re-sent as a new packet");
                 self.count("timed_out");
                 return Ok(Delivered::Resent);
             }
+            // Built now, from the headers the consumer trusts now; fixed
+            // with the proof's inputs before anything is signed.
+            let Some(built) = self.build(store, bitcoin, &mut packet)? else {
+                return Ok(Delivered::Later);
+            };
+            data = built;
             packet.proof = Some((self.signer.state()?.sequence, self.timestamp()?));
             packet.state = PacketState::Sent;
-            self.store.put_packet(&packet)?;
+            self.store.put_sent_packet(&packet, &data)?;
             self.count("sent");
         }
         let Some((sequence, timestamp)) = packet.proof else {

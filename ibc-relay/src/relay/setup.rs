@@ -62,14 +62,19 @@ impl Relay {
             let intent = match s.intent.clone() {
                 Some(i) => i,
                 None => {
-                    let block = self.node.latest_block()?;
-                    let i = ProofIntent {
+                    let mut i = ProofIntent {
                         sequence: self.signer.state()?.sequence,
                         timestamp: self.timestamp()?,
-                        consumer_height: block.height,
-                        consumer_consensus: consensus_state_of(&block).encode_to_vec(),
-                        consumer_client: client_state_of(&block).encode_to_vec(),
+                        consumer_height: 0,
+                        consumer_consensus: Vec::new(),
+                        consumer_client: Vec::new(),
                     };
+                    if self.config.legacy_connection_proofs {
+                        let block = self.node.latest_block()?;
+                        i.consumer_height = block.height;
+                        i.consumer_consensus = consensus_state_of(&block).encode_to_vec();
+                        i.consumer_client = client_state_of(&block).encode_to_vec();
+                    }
                     s.intent = Some(i.clone());
                     self.store.set_setup(&s)?;
                     i
@@ -78,20 +83,31 @@ impl Relay {
             let link = self.link(&s);
             let signer = self.signer.clone();
             let chain = self.config.chain_id.to_string();
+            let legacy = self.config.legacy_connection_proofs;
             self.setup_tx("conn_open_ack", || {
                 let decode =
                     |b: &[u8]| Any::decode(b).map_err(|e| StateError(format!("stored state: {e}")));
-                let height = Height {
-                    revision_number: revision_number(&chain),
-                    revision_height: intent.consumer_height,
+                let (client, consensus) = if legacy {
+                    (
+                        decode(&intent.consumer_client)?,
+                        decode(&intent.consumer_consensus)?,
+                    )
+                } else {
+                    (Any::default(), Any::default())
                 };
+                let state = legacy.then_some(msgs::StateProofs {
+                    consumer_client: &client,
+                    consumer_consensus: &consensus,
+                    consensus_height: Height {
+                        revision_number: revision_number(&chain),
+                        revision_height: intent.consumer_height,
+                    },
+                });
                 msgs::conn_open_ack(
                     &signer,
                     intent.sequence,
                     &link,
-                    &decode(&intent.consumer_client)?,
-                    &decode(&intent.consumer_consensus)?,
-                    height,
+                    state,
                     intent.timestamp,
                     &relayer,
                 )
