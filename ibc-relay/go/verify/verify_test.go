@@ -13,7 +13,7 @@ import (
 
 const goldenDir = "../../../aggregator/tests/data"
 
-func mustHex(t *testing.T, s string) []byte {
+func mustHex(t testing.TB, s string) []byte {
 	t.Helper()
 	b, err := hex.DecodeString(s)
 	if err != nil {
@@ -22,7 +22,7 @@ func mustHex(t *testing.T, s string) []byte {
 	return b
 }
 
-func header80(t *testing.T, s string) [80]byte {
+func header80(t testing.TB, s string) [80]byte {
 	t.Helper()
 	var h [80]byte
 	if b := mustHex(t, s); len(b) != 80 {
