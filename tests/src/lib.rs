@@ -1,6 +1,7 @@
 //! The end-to-end test harness: a real regtest node ([`node::RegtestNode`])
 //! and helpers shared by the workspace's end-to-end tests.
 
+pub mod chain;
 pub mod consumer;
 pub mod golden;
 pub mod network;

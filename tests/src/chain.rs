@@ -1,0 +1,668 @@
+//! A real consumer chain: `btcts-consumerd` (the Go module in `ibc-relay/go`:
+//! Cosmos SDK, ibc-go with 06-solomachine, `x/btcts`) run as a
+//! single-validator localnet in a temporary home on free loopback ports,
+//! stopped on drop.
+//!
+//! [`ConsumerChain::binary`] builds the binary once per process (and, under a
+//! file lock, once per target dir at a time): Go's build cache makes later
+//! builds quick, and a clean clone only needs the Go module proxy.
+//! [`ConsumerChain::start`] runs `init`, `keys add` (test keyring), `genesis
+//! add-genesis-account`, `gentx` and `collect-gentxs`, writes fast-block and
+//! loopback-only settings into `config.toml` / `app.toml`, and starts the node
+//! with its output in `<home>/node.log`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+/// The chain's staking and fee denomination.
+pub const DENOM: &str = "stake";
+/// The validator's key name in the test keyring.
+pub const VALIDATOR_KEY: &str = "validator";
+/// The validator account's genesis balance.
+const VALIDATOR_COINS: &str = "100000000000000stake";
+/// What the validator bonds in its gentx.
+const VALIDATOR_STAKE: &str = "1000000000stake";
+/// How long the node may take to start (or restart) and make blocks.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a SIGTERM'd node may take to exit before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long `tx` waits for its transaction to be in a block.
+const TX_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How to set up the chain.
+#[derive(Debug, Clone)]
+pub struct ChainOptions {
+    /// The chain id.
+    pub chain_id: String,
+    /// Genesis accounts besides the validator: bech32 address and coins
+    /// (`"1000000stake"`, or several, comma-separated).
+    pub accounts: Vec<(String, String)>,
+    /// Merged into `app_state.btcts` of the genesis (objects merge key by
+    /// key; anything else replaces).
+    pub btcts_genesis: Option<Value>,
+    /// Staking `unbonding_time`; the SDK default (21 days) when `None`.
+    pub unbonding_time: Option<Duration>,
+    /// Block time (CometBFT `timeout_commit`).
+    pub block_time: Duration,
+    /// The node's `minimum-gas-prices` (`"0.0025stake"`).
+    pub min_gas_prices: String,
+    /// The address allowed to change parameters: app.toml `[btcts]
+    /// authority` and the consensus parameter `authority`. `None`: the
+    /// chain's default (the gov module account's address, held by nobody).
+    pub authority: Option<String>,
+}
+
+impl Default for ChainOptions {
+    fn default() -> Self {
+        ChainOptions {
+            chain_id: "btcts-consumer-1".into(),
+            accounts: Vec::new(),
+            btcts_genesis: None,
+            unbonding_time: None,
+            block_time: Duration::from_millis(300),
+            min_gas_prices: format!("0.0025{DENOM}"),
+            authority: None,
+        }
+    }
+}
+
+impl ChainOptions {
+    /// Adds a genesis account holding `amount` of [`DENOM`].
+    pub fn fund(mut self, address: &str, amount: u128) -> Self {
+        self.accounts
+            .push((address.to_owned(), format!("{amount}{DENOM}")));
+        self
+    }
+}
+
+/// The loopback ports of one chain.
+#[derive(Debug, Clone, Copy)]
+struct Ports {
+    rpc: u16,
+    p2p: u16,
+    grpc: u16,
+}
+
+/// A running consumer chain. Dropping it stops the node and removes its home.
+#[derive(Debug)]
+pub struct ConsumerChain {
+    binary: PathBuf,
+    home: TempDir,
+    opts: ChainOptions,
+    ports: Ports,
+    validator: String,
+    child: Option<Child>,
+    /// The highest height seen, so a restart waits for a new block.
+    last_height: u64,
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// `CARGO_TARGET_DIR`, or `<workspace>/target`.
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => crate::node::workspace_root().join("target"),
+    }
+}
+
+/// Builds `btcts-consumerd` into `<target>/go/btcts-consumerd` (Go's build
+/// cache keeps its own copy under `<target>/go/build/`, so an unchanged
+/// module does not relink). The final binary is replaced by rename, so a
+/// chain another test process is running keeps its executable.
+fn build_binary() -> Result<PathBuf> {
+    let module = crate::node::workspace_root().join("ibc-relay").join("go");
+    let out_dir = target_dir().join("go");
+    fs::create_dir_all(out_dir.join("build"))
+        .with_context(|| format!("creating {}", out_dir.display()))?;
+    let lock = File::create(out_dir.join("build.lock"))?;
+    // Held until `lock` is closed at the end of this function.
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+        .context("locking the Go build")?;
+    let built = out_dir.join("build").join("btcts-consumerd");
+    let go = std::env::var_os("GO").unwrap_or_else(|| "go".into());
+    let output = Command::new(&go)
+        .args(["build", "-buildvcs=false", "-o"])
+        .arg(&built)
+        .arg("./cmd/btcts-consumerd")
+        .current_dir(&module)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {go:?} (is Go installed?)"))?;
+    if !output.status.success() {
+        bail!(
+            "go build ./cmd/btcts-consumerd in {} failed: {}",
+            module.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let final_path = out_dir.join("btcts-consumerd");
+    let tmp = out_dir.join(format!("btcts-consumerd.{}.tmp", std::process::id()));
+    fs::copy(&built, &tmp).context("copying the built binary")?;
+    fs::rename(&tmp, &final_path).context("installing the built binary")?;
+    Ok(final_path)
+}
+
+/// The last `n` lines of a file, for error messages.
+fn tail(path: &Path, n: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Merges `patch` into `base`: objects key by key, anything else replaces.
+fn merge(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(b.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (b, p) => *b = p.clone(),
+    }
+}
+
+/// Sets `table.key = value` at a dotted path of tables in a TOML file.
+fn set_toml(path: &Path, edits: &[(&str, toml::Value)]) -> Result<()> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut doc: toml::Table = text
+        .parse()
+        .with_context(|| format!("parsing {}", path.display()))?;
+    for (dotted, value) in edits {
+        let mut parts: Vec<&str> = dotted.split('.').collect();
+        let key = parts.pop().context("empty TOML key")?;
+        let mut table = &mut doc;
+        for part in parts {
+            table = table
+                .entry(part)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .with_context(|| format!("{dotted}: {part} is not a table"))?;
+        }
+        table.insert(key.to_owned(), value.clone());
+    }
+    fs::write(path, toml::to_string(&doc)?).with_context(|| format!("writing {}", path.display()))
+}
+
+/// A minimal HTTP GET against the CometBFT RPC, returning its JSON `result`.
+fn rpc_get(port: u16, path: &str) -> Result<Value> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .context("RPC answer without a body")?;
+    let value: Value = serde_json::from_str(body).context("RPC answer is not JSON")?;
+    value
+        .get("result")
+        .cloned()
+        .ok_or_else(|| anyhow!("RPC {path}: {value}"))
+}
+
+impl ConsumerChain {
+    /// The `btcts-consumerd` binary, built on first use in this process.
+    pub fn binary() -> Result<PathBuf> {
+        static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+        BINARY
+            .get_or_init(|| build_binary().map_err(|e| format!("{e:#}")))
+            .clone()
+            .map_err(|e| anyhow!("building btcts-consumerd: {e}"))
+    }
+
+    /// Sets up a new chain and starts it; returns once it has made block 2.
+    pub fn start(opts: ChainOptions) -> Result<ConsumerChain> {
+        let binary = ConsumerChain::binary()?;
+        let home = tempfile::Builder::new().prefix("btcts-chain-").tempdir()?;
+        let ports = Ports {
+            rpc: free_port()?,
+            p2p: free_port()?,
+            grpc: free_port()?,
+        };
+        let mut chain = ConsumerChain {
+            binary,
+            home,
+            opts,
+            ports,
+            validator: String::new(),
+            child: None,
+            last_height: 0,
+        };
+        chain.init()?;
+        chain.spawn()?;
+        Ok(chain)
+    }
+
+    /// Runs the binary with `args` and `--home`, failing on a non-zero exit.
+    fn run(&self, args: &[&str]) -> Result<Output> {
+        let output = Command::new(&self.binary)
+            .args(args)
+            .arg("--home")
+            .arg(self.home.path())
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running btcts-consumerd {}", args.join(" ")))?;
+        if !output.status.success() {
+            bail!(
+                "btcts-consumerd {} failed: {}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr),
+                String::from_utf8_lossy(&output.stdout)
+            );
+        }
+        Ok(output)
+    }
+
+    fn init(&mut self) -> Result<()> {
+        let chain_id = self.opts.chain_id.clone();
+        self.run(&["init", "validator", "--chain-id", &chain_id])?;
+        let key = self.run(&[
+            "keys",
+            "add",
+            VALIDATOR_KEY,
+            "--keyring-backend",
+            "test",
+            "--output",
+            "json",
+        ])?;
+        // The key's JSON goes to stdout or stderr depending on the SDK version.
+        let text = [key.stdout, key.stderr].concat();
+        let text = String::from_utf8_lossy(&text);
+        let json_start = text.find('{').context("keys add printed no JSON")?;
+        let info: Value = serde_json::Deserializer::from_str(&text[json_start..])
+            .into_iter()
+            .next()
+            .context("keys add printed no JSON")??;
+        self.validator = info["address"]
+            .as_str()
+            .context("keys add: no address")?
+            .to_owned();
+        let validator = self.validator.clone();
+        self.run(&[
+            "genesis",
+            "add-genesis-account",
+            &validator,
+            VALIDATOR_COINS,
+        ])?;
+        for (address, coins) in self.opts.accounts.clone() {
+            self.run(&["genesis", "add-genesis-account", &address, &coins])?;
+        }
+        self.edit_genesis()?;
+        self.run(&[
+            "genesis",
+            "gentx",
+            VALIDATOR_KEY,
+            VALIDATOR_STAKE,
+            "--chain-id",
+            &chain_id,
+            "--keyring-backend",
+            "test",
+        ])?;
+        self.run(&["genesis", "collect-gentxs"])?;
+        self.write_config()
+    }
+
+    fn edit_genesis(&self) -> Result<()> {
+        let path = self.home.path().join("config").join("genesis.json");
+        let mut genesis: Value = serde_json::from_str(&fs::read_to_string(&path)?)
+            .context("genesis.json is not JSON")?;
+        let state = &mut genesis["app_state"];
+        state["staking"]["params"]["bond_denom"] = json!(DENOM);
+        if let Some(t) = self.opts.unbonding_time {
+            state["staking"]["params"]["unbonding_time"] = json!(format!("{}s", t.as_secs()));
+        }
+        if let Some(patch) = &self.opts.btcts_genesis {
+            if state.get("btcts").is_none() {
+                state["btcts"] = json!({});
+            }
+            merge(&mut state["btcts"], patch);
+        }
+        if let Some(authority) = &self.opts.authority {
+            genesis["consensus"]["params"]["authority"] = json!({ "authority": authority });
+        }
+        fs::write(&path, serde_json::to_vec_pretty(&genesis)?)?;
+        Ok(())
+    }
+
+    fn write_config(&self) -> Result<()> {
+        let config = self.home.path().join("config");
+        let s = |v: String| toml::Value::String(v);
+        let commit = format!("{}ms", self.opts.block_time.as_millis());
+        set_toml(
+            &config.join("config.toml"),
+            &[
+                (
+                    "rpc.laddr",
+                    s(format!("tcp://127.0.0.1:{}", self.ports.rpc)),
+                ),
+                ("rpc.pprof_laddr", s(String::new())),
+                (
+                    "p2p.laddr",
+                    s(format!("tcp://127.0.0.1:{}", self.ports.p2p)),
+                ),
+                ("p2p.pex", toml::Value::Boolean(false)),
+                ("p2p.addr_book_strict", toml::Value::Boolean(false)),
+                ("p2p.persistent_peers", s(String::new())),
+                ("p2p.seeds", s(String::new())),
+                ("consensus.timeout_commit", s(commit)),
+                ("instrumentation.prometheus", toml::Value::Boolean(false)),
+            ],
+        )?;
+        set_toml(
+            &config.join("app.toml"),
+            &[
+                ("minimum-gas-prices", s(self.opts.min_gas_prices.clone())),
+                ("api.enable", toml::Value::Boolean(false)),
+                ("grpc.enable", toml::Value::Boolean(true)),
+                ("grpc.address", s(format!("127.0.0.1:{}", self.ports.grpc))),
+                ("grpc-web.enable", toml::Value::Boolean(false)),
+                (
+                    "btcts.authority",
+                    s(self.opts.authority.clone().unwrap_or_default()),
+                ),
+            ],
+        )?;
+        set_toml(
+            &config.join("client.toml"),
+            &[
+                ("chain-id", s(self.opts.chain_id.clone())),
+                ("keyring-backend", s("test".into())),
+                ("node", s(self.node())),
+                ("output", s("json".into())),
+            ],
+        )
+    }
+
+    /// The node's log file (both runs of a restarted chain).
+    pub fn log_path(&self) -> PathBuf {
+        self.home.path().join("node.log")
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())?;
+        let child = Command::new(&self.binary)
+            .arg("start")
+            .arg("--home")
+            .arg(self.home.path())
+            .args(["--log_no_color", "--log_level", "info"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting btcts-consumerd")?;
+        self.child = Some(child);
+        let want = (self.last_height + 1).max(2);
+        self.wait_for_height(want, START_TIMEOUT)
+            .with_context(|| format!("chain log:\n{}", tail(&self.log_path(), 40)))
+    }
+
+    /// Waits until the chain has made block `height` and its gRPC port
+    /// accepts connections.
+    pub fn wait_for_height(&mut self, height: u64, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let grpc = std::net::SocketAddr::from(([127, 0, 0, 1], self.ports.grpc));
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    self.child = None;
+                    bail!("btcts-consumerd exited ({status}) before block {height}");
+                }
+            }
+            if let Ok(h) = self.height() {
+                if h >= height && TcpStream::connect_timeout(&grpc, Duration::from_secs(1)).is_ok()
+                {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("no block {height} within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The latest block height (CometBFT RPC `/status`).
+    pub fn height(&mut self) -> Result<u64> {
+        let status = rpc_get(self.ports.rpc, "/status")?;
+        let height: u64 = status["sync_info"]["latest_block_height"]
+            .as_str()
+            .context("status without a height")?
+            .parse()?;
+        self.last_height = self.last_height.max(height);
+        Ok(height)
+    }
+
+    /// `http://127.0.0.1:PORT` of the Cosmos SDK gRPC server.
+    pub fn grpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.grpc)
+    }
+
+    /// `http://127.0.0.1:PORT` of the CometBFT RPC.
+    pub fn rpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.rpc)
+    }
+
+    /// The `--node` argument of CLI commands.
+    fn node(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.ports.rpc)
+    }
+
+    /// The chain id.
+    pub fn chain_id(&self) -> &str {
+        &self.opts.chain_id
+    }
+
+    /// The node's home directory.
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// The validator's account address (key [`VALIDATOR_KEY`] in the test
+    /// keyring), which signs [`ConsumerChain::tx`].
+    pub fn validator_address(&self) -> &str {
+        &self.validator
+    }
+
+    /// Whether the node process is running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Stops the node: SIGTERM, then SIGKILL if it has not exited within
+    /// 15 s. The home and ports are kept for [`ConsumerChain::restart`].
+    pub fn stop(&mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        if child.try_wait()?.is_some() {
+            return Ok(());
+        }
+        let pid = rustix::process::Pid::from_child(&child);
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM)
+            .context("sending SIGTERM")?;
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                child.kill()?;
+                child.wait()?;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// Kills the node with SIGKILL (a crash).
+    pub fn kill(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Stops the node if it runs, and starts it again on the same home and
+    /// ports; returns once it has made a block beyond the last one seen.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop()?;
+        self.spawn()
+    }
+
+    /// `btcts-consumerd query <args> --node <rpc> -o json`, parsed.
+    pub fn query(&self, args: &[&str]) -> Result<Value> {
+        let node = self.node();
+        let mut full = vec!["query"];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&["--node", &node, "-o", "json"]);
+        let output = self.run(&full)?;
+        serde_json::from_slice(&output.stdout).with_context(|| {
+            format!(
+                "query {}: not JSON: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stdout)
+            )
+        })
+    }
+
+    /// `btcts-consumerd tx <args>`, signed by the validator key (unless
+    /// `args` name another `--from`) with gas estimated and priced at the
+    /// node's minimum gas price, broadcast in sync mode; waits until the
+    /// transaction is in a block and returns its result. A transaction
+    /// refused by the mempool or failed in its block is an error carrying its
+    /// code and log.
+    pub fn tx(&self, args: &[&str]) -> Result<Value> {
+        let node = self.node();
+        let chain_id = self.opts.chain_id.clone();
+        let gas_prices = if self.opts.min_gas_prices.is_empty() {
+            format!("0{DENOM}")
+        } else {
+            self.opts.min_gas_prices.clone()
+        };
+        let defaults: [(&str, &str); 7] = [
+            ("--from", VALIDATOR_KEY),
+            ("--keyring-backend", "test"),
+            ("--chain-id", &chain_id),
+            ("--node", &node),
+            ("--gas", "auto"),
+            ("--gas-adjustment", "1.5"),
+            ("--gas-prices", &gas_prices),
+        ];
+        let given = |flag: &str| {
+            args.iter()
+                .any(|a| *a == flag || a.starts_with(&format!("{flag}=")))
+        };
+        let mut full = vec!["tx"];
+        full.extend_from_slice(args);
+        let fees_given = given("--fees");
+        for (flag, value) in defaults {
+            let priced = flag == "--gas-prices" || flag == "--gas-adjustment";
+            if !(given(flag) || priced && fees_given) {
+                full.extend_from_slice(&[flag, value]);
+            }
+        }
+        full.extend_from_slice(&["--yes", "--broadcast-mode", "sync", "-o", "json"]);
+        let output = self.run(&full)?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        let json_start = text.find('{').context("tx printed no JSON")?;
+        let sent: Value = serde_json::from_str(text[json_start..].trim())
+            .with_context(|| format!("tx {}: not JSON: {text}", args.join(" ")))?;
+        check_code(&sent, "refused")?;
+        let hash = sent["txhash"].as_str().context("tx without a hash")?;
+        let timeout = format!("{}s", TX_TIMEOUT.as_secs());
+        let included = self.query(&["wait-tx", hash, "--timeout", &timeout])?;
+        check_code(&included, "failed")?;
+        Ok(included)
+    }
+
+    /// The balance of `address` in `denom`.
+    pub fn balance(&self, address: &str, denom: &str) -> Result<u128> {
+        let answer = self.query(&["bank", "balance", address, denom])?;
+        let amount = answer["balance"]["amount"].as_str().unwrap_or("0");
+        amount
+            .parse()
+            .with_context(|| format!("balance {amount:?} of {address}"))
+    }
+}
+
+/// An error for a transaction result with a non-zero code.
+fn check_code(result: &Value, what: &str) -> Result<()> {
+    let code = result["code"].as_u64().unwrap_or(0);
+    if code != 0 {
+        bail!(
+            "transaction {} {what}: code {code} ({}): {}",
+            result["txhash"].as_str().unwrap_or("?"),
+            result["codespace"].as_str().unwrap_or(""),
+            result["raw_log"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+impl Drop for ConsumerChain {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_replaces_leaves_and_keeps_other_keys() {
+        let mut base = json!({"params": {"k": 6, "network": "bitcoin"}, "list": [1]});
+        merge(
+            &mut base,
+            &json!({"params": {"k": 3, "chains": ["a"]}, "list": [2, 3]}),
+        );
+        assert_eq!(
+            base,
+            json!({"params": {"k": 3, "network": "bitcoin", "chains": ["a"]}, "list": [2, 3]})
+        );
+    }
+
+    #[test]
+    fn set_toml_edits_nested_keys() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("x.toml");
+        fs::write(
+            &path,
+            "a = 1\n[rpc]\nladdr = \"tcp://0.0.0.0:1\"\nother = true\n",
+        )?;
+        set_toml(
+            &path,
+            &[
+                ("rpc.laddr", toml::Value::String("tcp://127.0.0.1:2".into())),
+                ("btcts.authority", toml::Value::String("x".into())),
+            ],
+        )?;
+        let doc: toml::Table = fs::read_to_string(&path)?.parse()?;
+        assert_eq!(doc["a"].as_integer(), Some(1));
+        assert_eq!(doc["rpc"]["laddr"].as_str(), Some("tcp://127.0.0.1:2"));
+        assert_eq!(doc["rpc"]["other"].as_bool(), Some(true));
+        assert_eq!(doc["btcts"]["authority"].as_str(), Some("x"));
+        Ok(())
+    }
+}
