@@ -47,7 +47,9 @@ pub struct ChainOptions {
     /// (`"1000000stake"`, or several, comma-separated).
     pub accounts: Vec<(String, String)>,
     /// Merged into `app_state.btcts` of the genesis (objects merge key by
-    /// key; anything else replaces).
+    /// key; anything else replaces). x/btcts has no default for its source
+    /// chains and Bitcoin checkpoint, so the chain does not start without
+    /// them: see [`btcts_genesis`].
     pub btcts_genesis: Option<Value>,
     /// Staking `unbonding_time`; the SDK default (21 days) when `None`.
     pub unbonding_time: Option<Duration>,
@@ -82,6 +84,31 @@ impl ChainOptions {
             .push((address.to_owned(), format!("{amount}{DENOM}")));
         self
     }
+}
+
+/// An `app_state.btcts` genesis patch (proto JSON, as x/btcts reads it):
+/// the anchor `network` (`"regtest"`, `"litecoin-regtest"`, …), the
+/// `source_chains` whose records are accepted, the depth `k`, and the
+/// trusted Bitcoin header (the checkpoint) at `height`.
+pub fn btcts_genesis(
+    network: &str,
+    source_chains: &[&str],
+    k: u32,
+    height: u32,
+    header: &[u8; 80],
+) -> Value {
+    use base64::Engine as _;
+    json!({
+        "params": {
+            "network": network,
+            "source_chains": source_chains,
+            "k": k,
+            "trusted_header": {
+                "height": height,
+                "header": base64::engine::general_purpose::STANDARD.encode(header),
+            },
+        }
+    })
 }
 
 /// The loopback ports of one chain.

@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
+use base64::Engine as _;
 use bitcoin::secp256k1::{Secp256k1, SecretKey};
-use btcts_tests::chain::{ChainOptions, ConsumerChain, DENOM};
+use btcts_tests::chain::{btcts_genesis, ChainOptions, ConsumerChain, DENOM};
 use ibc_relay::grpc::{ChainError, ConsumerNode, GrpcNode};
 
 /// The relayer account a btcts deployment would use on this chain.
@@ -17,6 +18,14 @@ fn relayer_address(byte: u8) -> Result<String> {
         &key.public_key(&Secp256k1::new()),
         "cosmos",
     )?)
+}
+
+/// The 80 bytes of Bitcoin regtest's genesis block header.
+fn regtest_genesis_header() -> [u8; 80] {
+    let header = bitcoin::constants::genesis_block(bitcoin::Network::Regtest).header;
+    let mut bytes = [0u8; 80];
+    bytes.copy_from_slice(&bitcoin::consensus::serialize(&header));
+    bytes
 }
 
 const FUNDS: u128 = 5_000_000_000;
@@ -45,6 +54,13 @@ fn consumer_chain_runs_serves_the_relay_and_survives_a_restart() -> Result<()> {
     let mut chain = ConsumerChain::start(
         ChainOptions {
             chain_id: "btcts-consumer-test".into(),
+            btcts_genesis: Some(btcts_genesis(
+                "regtest",
+                &["chain-a", "chain-b"],
+                3,
+                0,
+                &regtest_genesis_header(),
+            )),
             ..ChainOptions::default()
         }
         .fund(&relayer, FUNDS),
@@ -54,6 +70,25 @@ fn consumer_chain_runs_serves_the_relay_and_survives_a_restart() -> Result<()> {
     let first = chain.height()?;
     ensure!(first >= 2, "started at height {first}");
     chain.wait_for_height(first + 3, Duration::from_secs(30))?;
+
+    // x/btcts runs with the genesis parameters, trusting the checkpoint.
+    let params = chain.query(&["btcts", "params"])?;
+    let params = &params["params"];
+    ensure!(params["network"] == "regtest", "{params}");
+    ensure!(params["k"] == 3, "{params}");
+    ensure!(
+        params["source_chains"] == serde_json::json!(["chain-a", "chain-b"]),
+        "{params}"
+    );
+    let trusted = chain.query(&["btcts", "trusted-header"])?;
+    ensure!(trusted["header"]["height"] == 0, "{trusted}");
+    let header = trusted["header"]["header"]
+        .as_str()
+        .with_context(|| format!("trusted header: {trusted}"))?;
+    ensure!(
+        base64::engine::general_purpose::STANDARD.decode(header)? == regtest_genesis_header(),
+        "{trusted}"
+    );
 
     // The relay's gRPC client reaches it.
     let node = GrpcNode::new(&chain.grpc_url())?;

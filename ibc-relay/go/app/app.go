@@ -70,6 +70,10 @@ import (
 	ibcexported "github.com/cosmos/ibc-go/v11/modules/core/exported"
 	ibckeeper "github.com/cosmos/ibc-go/v11/modules/core/keeper"
 	solomachine "github.com/cosmos/ibc-go/v11/modules/light-clients/06-solomachine"
+
+	"example.invalid/btcts/consumer/x/btcts"
+	btctskeeper "example.invalid/btcts/consumer/x/btcts/keeper"
+	btctstypes "example.invalid/btcts/consumer/x/btcts/types"
 )
 
 const (
@@ -125,6 +129,7 @@ type App struct {
 	ConsensusKeeper consensuskeeper.Keeper
 	UpgradeKeeper   *upgradekeeper.Keeper
 	IBCKeeper       *ibckeeper.Keeper
+	BtctsKeeper     btctskeeper.Keeper
 
 	soloMachine solomachine.AppModule
 
@@ -175,7 +180,7 @@ func New(
 
 	keys := storetypes.NewKVStoreKeys(
 		authtypes.StoreKey, banktypes.StoreKey, stakingtypes.StoreKey, slashingtypes.StoreKey,
-		consensustypes.StoreKey, upgradetypes.StoreKey, ibcexported.StoreKey,
+		consensustypes.StoreKey, upgradetypes.StoreKey, ibcexported.StoreKey, btctstypes.StoreKey,
 	)
 
 	app := &App{
@@ -256,7 +261,10 @@ func (app *App) makeKeepers(appOpts servertypes.AppOptions, logger log.Logger) (
 
 	app.soloMachine = solomachine.NewAppModule(solo)
 
+	// x/btcts on its port; it is the only IBC application of this chain.
+	app.BtctsKeeper = btctskeeper.NewKeeper(cdc, runtime.NewKVStoreService(keys[btctstypes.StoreKey]), authority)
 	router := porttypes.NewRouter()
+	router.AddRoute(btctstypes.PortID, btcts.NewIBCModule(app.BtctsKeeper))
 	app.IBCKeeper.SetRouter(router)
 
 	app.StakingKeeper.SetHooks(stakingtypes.NewMultiStakingHooks(app.SlashingKeeper.Hooks()))
@@ -281,6 +289,7 @@ func (app *App) makeModules() (err error) {
 		upgrade.NewAppModule(app.UpgradeKeeper, app.AccountKeeper.AddressCodec()),
 		ibc.NewAppModule(app.IBCKeeper),
 		app.soloMachine,
+		btcts.NewAppModule(cdc, app.BtctsKeeper),
 	)
 	app.BasicModuleManager = module.NewBasicManagerFromManager(app.ModuleManager, map[string]module.AppModuleBasic{
 		genutiltypes.ModuleName: genutil.NewAppModuleBasic(genutiltypes.DefaultMessageValidator),
@@ -299,8 +308,8 @@ func (app *App) makeModules() (err error) {
 	// genutil after staking (its gentxs bond tokens) and auth (it reads auth's params).
 	genesisOrder := []string{
 		consensustypes.ModuleName, authtypes.ModuleName, banktypes.ModuleName, stakingtypes.ModuleName,
-		slashingtypes.ModuleName, ibcexported.ModuleName, solomachine.ModuleName, genutiltypes.ModuleName,
-		upgradetypes.ModuleName,
+		slashingtypes.ModuleName, ibcexported.ModuleName, solomachine.ModuleName, btctstypes.ModuleName,
+		genutiltypes.ModuleName, upgradetypes.ModuleName,
 	}
 	app.ModuleManager.SetOrderInitGenesis(genesisOrder...)
 	app.ModuleManager.SetOrderExportGenesis(genesisOrder...)

@@ -11,6 +11,8 @@ import (
 	"github.com/cosmos/cosmos-sdk/types/module"
 
 	solomachine "github.com/cosmos/ibc-go/v11/modules/light-clients/06-solomachine"
+
+	btctstypes "example.invalid/btcts/consumer/x/btcts/types"
 )
 
 // options are app options from a map.
@@ -79,6 +81,7 @@ func TestModules(t *testing.T) {
 	a := newTestApp(t, options{})
 	for _, name := range []string{
 		"auth", "bank", "staking", "slashing", "consensus", "genutil", "upgrade", "ibc", solomachine.ModuleName,
+		btctstypes.ModuleName,
 	} {
 		if _, ok := a.ModuleManager.Modules[name]; !ok {
 			t.Errorf("module %s is not in the module manager", name)
@@ -92,9 +95,29 @@ func TestModules(t *testing.T) {
 	}
 }
 
+func TestBtctsPortIsRouted(t *testing.T) {
+	router := newTestApp(t, options{}).IBCKeeper.PortKeeper.Router
+	if !router.HasRoute(btctstypes.PortID) {
+		t.Fatalf("no IBC route for port %q", btctstypes.PortID)
+	}
+	if router.HasRoute("transfer") {
+		t.Fatal("an IBC route for transfer, which this chain does not run")
+	}
+}
+
+// The default genesis validates once the chain has chosen what x/btcts
+// cannot default: its source chains and its Bitcoin checkpoint.
 func TestDefaultGenesisValidates(t *testing.T) {
 	a := newTestApp(t, options{})
 	genesis := a.DefaultGenesis()
+	err := a.BasicModuleManager.ValidateGenesis(a.AppCodec(), a.TxConfig(), genesis)
+	if err == nil || !strings.Contains(err.Error(), "trusted_header") {
+		t.Fatalf("an incomplete btcts genesis validated: %v", err)
+	}
+	gs := btctstypes.DefaultGenesis()
+	gs.Params.SourceChains = []string{"chain-a"}
+	gs.Params.TrustedHeader = btctstypes.TrustedHeader{Height: 100, Header: make([]byte, btctstypes.HeaderSize)}
+	genesis[btctstypes.ModuleName] = a.AppCodec().MustMarshalJSON(gs)
 	if err := a.BasicModuleManager.ValidateGenesis(a.AppCodec(), a.TxConfig(), genesis); err != nil {
 		t.Fatalf("default genesis does not validate: %v", err)
 	}
