@@ -11,7 +11,7 @@
 //! loopback-only settings into `config.toml` / `app.toml`, and starts the node
 //! with its output in `<home>/node.log`.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -22,6 +22,10 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use tempfile::TempDir;
+
+mod binary;
+mod files;
+use files::{merge, set_toml, tail};
 
 /// The chain's staking and fee denomination.
 pub const DENOM: &str = "stake";
@@ -136,92 +140,6 @@ fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// `CARGO_TARGET_DIR`, or `<workspace>/target`.
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => crate::node::workspace_root().join("target"),
-    }
-}
-
-/// Builds `btcts-consumerd` into `<target>/go/btcts-consumerd` (Go's build
-/// cache keeps its own copy under `<target>/go/build/`, so an unchanged
-/// module does not relink). The final binary is replaced by rename, so a
-/// chain another test process is running keeps its executable.
-fn build_binary() -> Result<PathBuf> {
-    let module = crate::node::workspace_root().join("ibc-relay").join("go");
-    let out_dir = target_dir().join("go");
-    fs::create_dir_all(out_dir.join("build"))
-        .with_context(|| format!("creating {}", out_dir.display()))?;
-    let lock = File::create(out_dir.join("build.lock"))?;
-    // Held until `lock` is closed at the end of this function.
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
-        .context("locking the Go build")?;
-    let built = out_dir.join("build").join("btcts-consumerd");
-    let go = std::env::var_os("GO").unwrap_or_else(|| "go".into());
-    let output = Command::new(&go)
-        .args(["build", "-buildvcs=false", "-o"])
-        .arg(&built)
-        .arg("./cmd/btcts-consumerd")
-        .current_dir(&module)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {go:?} (is Go installed?)"))?;
-    if !output.status.success() {
-        bail!(
-            "go build ./cmd/btcts-consumerd in {} failed: {}",
-            module.display(),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let final_path = out_dir.join("btcts-consumerd");
-    let tmp = out_dir.join(format!("btcts-consumerd.{}.tmp", std::process::id()));
-    fs::copy(&built, &tmp).context("copying the built binary")?;
-    fs::rename(&tmp, &final_path).context("installing the built binary")?;
-    Ok(final_path)
-}
-
-/// The last `n` lines of a file, for error messages.
-fn tail(path: &Path, n: usize) -> String {
-    let text = fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// Merges `patch` into `base`: objects key by key, anything else replaces.
-fn merge(base: &mut Value, patch: &Value) {
-    match (base, patch) {
-        (Value::Object(b), Value::Object(p)) => {
-            for (k, v) in p {
-                merge(b.entry(k.clone()).or_insert(Value::Null), v);
-            }
-        }
-        (b, p) => *b = p.clone(),
-    }
-}
-
-/// Sets `table.key = value` at a dotted path of tables in a TOML file.
-fn set_toml(path: &Path, edits: &[(&str, toml::Value)]) -> Result<()> {
-    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut doc: toml::Table = text
-        .parse()
-        .with_context(|| format!("parsing {}", path.display()))?;
-    for (dotted, value) in edits {
-        let mut parts: Vec<&str> = dotted.split('.').collect();
-        let key = parts.pop().context("empty TOML key")?;
-        let mut table = &mut doc;
-        for part in parts {
-            table = table
-                .entry(part)
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-                .as_table_mut()
-                .with_context(|| format!("{dotted}: {part} is not a table"))?;
-        }
-        table.insert(key.to_owned(), value.clone());
-    }
-    fs::write(path, toml::to_string(&doc)?).with_context(|| format!("writing {}", path.display()))
-}
-
 /// A minimal HTTP GET against the CometBFT RPC, returning its JSON `result`.
 fn rpc_get(port: u16, path: &str) -> Result<Value> {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
@@ -249,7 +167,7 @@ impl ConsumerChain {
     pub fn binary() -> Result<PathBuf> {
         static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
         BINARY
-            .get_or_init(|| build_binary().map_err(|e| format!("{e:#}")))
+            .get_or_init(|| binary::build_binary().map_err(|e| format!("{e:#}")))
             .clone()
             .map_err(|e| anyhow!("building btcts-consumerd: {e}"))
     }
@@ -650,46 +568,5 @@ fn check_code(result: &Value, what: &str) -> Result<()> {
 impl Drop for ConsumerChain {
     fn drop(&mut self) {
         let _ = self.stop();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn merge_replaces_leaves_and_keeps_other_keys() {
-        let mut base = json!({"params": {"k": 6, "network": "bitcoin"}, "list": [1]});
-        merge(
-            &mut base,
-            &json!({"params": {"k": 3, "chains": ["a"]}, "list": [2, 3]}),
-        );
-        assert_eq!(
-            base,
-            json!({"params": {"k": 3, "network": "bitcoin", "chains": ["a"]}, "list": [2, 3]})
-        );
-    }
-
-    #[test]
-    fn set_toml_edits_nested_keys() -> Result<()> {
-        let dir = tempfile::tempdir()?;
-        let path = dir.path().join("x.toml");
-        fs::write(
-            &path,
-            "a = 1\n[rpc]\nladdr = \"tcp://0.0.0.0:1\"\nother = true\n",
-        )?;
-        set_toml(
-            &path,
-            &[
-                ("rpc.laddr", toml::Value::String("tcp://127.0.0.1:2".into())),
-                ("btcts.authority", toml::Value::String("x".into())),
-            ],
-        )?;
-        let doc: toml::Table = fs::read_to_string(&path)?.parse()?;
-        assert_eq!(doc["a"].as_integer(), Some(1));
-        assert_eq!(doc["rpc"]["laddr"].as_str(), Some("tcp://127.0.0.1:2"));
-        assert_eq!(doc["rpc"]["other"].as_bool(), Some(true));
-        assert_eq!(doc["btcts"]["authority"].as_str(), Some("x"));
-        Ok(())
     }
 }
