@@ -481,7 +481,19 @@ impl ConsumerChain {
         let mut full = vec!["query"];
         full.extend_from_slice(args);
         full.extend_from_slice(&["--node", &node, "-o", "json"]);
-        let output = self.run(&full)?;
+        // SDK v0.54 now and then refuses a query that arrives while a
+        // block is committed (code 26, "context did not contain latest
+        // block height"): ask again.
+        let mut attempt = 0;
+        let output = loop {
+            match self.run(&full) {
+                Err(e) if attempt < 5 && format!("{e:#}").contains("latest block height") => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                other => break other?,
+            }
+        };
         serde_json::from_slice(&output.stdout).with_context(|| {
             format!(
                 "query {}: not JSON: {}",
