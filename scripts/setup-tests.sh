@@ -28,6 +28,26 @@ for component in rustfmt clippy; do
   fi
 done
 
+# Go, for the consumer chain (ibc-relay/go: x/btcts and btcts-consumerd on
+# the Cosmos SDK and ibc-go). Debian's golang is too old for go.mod's line,
+# so an adequate Go must already be on PATH (the project's machines have
+# it); modules come from the Go module proxy on first build.
+GO_MIN=$(sed -n 's/^go \([0-9.]*\)$/\1/p' ibc-relay/go/go.mod)
+if ! command -v go >/dev/null 2>&1; then
+  echo "setup: Go ${GO_MIN} or newer is needed on PATH (https://go.dev/dl/); Debian's golang package is too old" >&2
+  exit 1
+fi
+have=$(go env GOVERSION | sed 's/^go//')
+if [ "$(printf '%s\n%s\n' "$GO_MIN" "$have" | sort -V | head -n 1)" != "$GO_MIN" ]; then
+  echo "setup: Go ${have} is older than the ${GO_MIN} that ibc-relay/go/go.mod needs" >&2
+  exit 1
+fi
+go version
+if [ ! -f "$(go env GOMODCACHE)/cache/download/github.com/cosmos/ibc-go/v11/@v/list" ]; then
+  echo "setup: downloading the consumer chain's Go modules"
+fi
+(cd ibc-relay/go && go mod download)
+
 # Python tools nobody on this team wrote, pinned, in a project venv:
 # schemathesis checks the HTTP API against its OpenAPI spec; the
 # OpenTimestamps client (`ots`) and library check our .ots files and calendar.

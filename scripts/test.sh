@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The project's one test command: sets up what is missing, then runs the
-# format and lint checks and every test (unit, property, golden, store
-# crash tests and end-to-end tests against a real regtest node).
+# format and lint checks and every test: Rust (unit, property, golden, store
+# crash tests, end-to-end tests against a real regtest node and a real
+# ibc-go consumer chain) and Go (the consumer chain's x/btcts module, its
+# verifier against the shared vectors, the chain app).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,10 +13,33 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== cargo test"
+echo "== gofmt -l, go vet (ibc-relay/go)"
+unformatted=$(cd ibc-relay/go && gofmt -l .)
+if [ -n "$unformatted" ]; then
+  echo "gofmt: not formatted: $unformatted" >&2
+  exit 1
+fi
+(cd ibc-relay/go && go vet ./...)
+
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+golog=$(mktemp)
+trap 'rm -f "$log" "$golog"' EXIT
+echo "== go test (ibc-relay/go)"
+# -v for the per-test lines counted below; only package results are shown
+# (all of the output when something fails).
+status=0
+(cd ibc-relay/go && go test -count=1 -v ./... >"$golog" 2>&1) || status=$?
+grep -E '^(ok|FAIL)\s' "$golog" || true
+if [ "$status" -ne 0 ]; then
+  tail -n 200 "$golog"
+  echo "go test failed" >&2
+  exit "$status"
+fi
+
+echo "== cargo test"
 cargo test --workspace --locked 2>&1 | tee "$log"
-# One closing line for the whole run (cargo ends on its last doc-test binary).
+# One closing line for the whole run: cargo's test counts plus Go's
+# top-level tests (cargo ends on its last doc-test binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
-     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+     FILENAME == ARGV[2] && /^--- PASS/ { p++ } FILENAME == ARGV[2] && /^--- FAIL/ { f++ }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log" "$golog"
