@@ -567,3 +567,49 @@ enum Delivered {
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use aggregator::{PosBlockHash, StakerSetDigest};
+
+    use super::*;
+
+    fn record(chain: &str, height: u64, id: u8) -> StoredRecord {
+        StoredRecord {
+            id: LeafHash([id; 32]),
+            record: Record::PosBlock(aggregator::PosBlock {
+                chain_id: ChainId::new(chain).expect("chain id"),
+                height,
+                block_hash: PosBlockHash([id; 32]),
+                staker_set_digest: StakerSetDigest([0; 32]),
+            }),
+            received_unix_ms: 0,
+            batch: None,
+        }
+    }
+
+    #[test]
+    fn latest_keeps_the_highest_record_of_each_chain_in_batch_order() {
+        let batch = || {
+            vec![
+                record("a", 5, 1),
+                record("b", 2, 2),
+                record("a", 9, 3),
+                record("a", 7, 4),
+                record("c", 1, 5),
+                record("b", 3, 6),
+            ]
+        };
+        let ids = |v: Vec<(LeafHash, u64)>| {
+            v.into_iter()
+                .map(|(id, h)| (id.0[0], h))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(select(batch(), Deliver::Latest)),
+            vec![(3, 9), (6, 3), (5, 1)]
+        );
+        assert_eq!(ids(select(batch(), Deliver::All)).len(), 6);
+        assert!(select(Vec::new(), Deliver::Latest).is_empty());
+    }
+}
