@@ -261,13 +261,17 @@ func (app *App) makeKeepers(appOpts servertypes.AppOptions, logger log.Logger) (
 
 	app.soloMachine = solomachine.NewAppModule(solo)
 
-	// x/btcts on its port; it is the only IBC application of this chain.
-	app.BtctsKeeper = btctskeeper.NewKeeper(cdc, runtime.NewKVStoreService(keys[btctstypes.StoreKey]), authority)
+	// x/btcts on its port; it is the only IBC application of this chain. It
+	// also holds every unbonding until a k-deep timestamp of this chain (or
+	// max_hold) releases it: it takes the staking keeper, and its hooks are
+	// the staking module's below.
+	app.BtctsKeeper = btctskeeper.NewKeeper(cdc, runtime.NewKVStoreService(keys[btctstypes.StoreKey]), authority,
+		app.StakingKeeper)
 	router := porttypes.NewRouter()
 	router.AddRoute(btctstypes.PortID, btcts.NewIBCModule(app.BtctsKeeper))
 	app.IBCKeeper.SetRouter(router)
 
-	app.StakingKeeper.SetHooks(stakingtypes.NewMultiStakingHooks(app.SlashingKeeper.Hooks()))
+	app.StakingKeeper.SetHooks(stakingtypes.NewMultiStakingHooks(app.SlashingKeeper.Hooks(), app.BtctsKeeper.Hooks()))
 	return nil
 }
 
@@ -300,10 +304,13 @@ func (app *App) makeModules() (err error) {
 	app.ModuleManager.SetOrderPreBlockers(upgradetypes.ModuleName, authtypes.ModuleName)
 	app.ModuleManager.SetOrderBeginBlockers(
 		slashingtypes.ModuleName, stakingtypes.ModuleName, ibcexported.ModuleName, genutiltypes.ModuleName,
+		btctstypes.ModuleName,
 	)
-	// Since SDK v0.54 bank's EndBlock must come first.
+	// Since SDK v0.54 bank's EndBlock must come first. x/btcts after staking:
+	// it releases holds, including those of unbondings started in this block.
 	app.ModuleManager.SetOrderEndBlockers(
 		banktypes.ModuleName, stakingtypes.ModuleName, ibcexported.ModuleName, genutiltypes.ModuleName,
+		btctstypes.ModuleName,
 	)
 	// genutil after staking (its gentxs bond tokens) and auth (it reads auth's params).
 	genesisOrder := []string{

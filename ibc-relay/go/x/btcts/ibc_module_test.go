@@ -33,7 +33,7 @@ func setup(t *testing.T) (btcts.IBCModule, btcts.AppModule, sdk.Context, *btctes
 	registry := codectypes.NewInterfaceRegistry()
 	types.RegisterInterfaces(registry)
 	cdc := codec.NewProtoCodec(registry)
-	k := keeper.NewKeeper(cdc, runtime.NewKVStoreService(key), authority)
+	k := keeper.NewKeeper(cdc, runtime.NewKVStoreService(key), authority, btctest.NewStaking())
 	chain := btctest.NewChain(t, 100)
 	p := types.DefaultParams()
 	p.Network, p.K, p.SourceChains = "regtest", 2, []string{"cosmoshub-4"}

@@ -2,11 +2,14 @@
 // application on port "btcts" that verifies each packet's Bitcoin evidence
 // (example.invalid/btcts/consumer/verify) from the Bitcoin headers it
 // trusts, and keeps the verified timestamps of its source chains
-// (docs/ibc.md). module.go wires the keeper into the module manager;
-// ibc_module.go holds the IBC callbacks.
+// (docs/ibc.md). It also holds the chain's unbondings until a k-deep
+// timestamp of the chain's own history (or max_hold) releases them
+// (docs/fast-unbonding.md). module.go wires the keeper into the module
+// manager; ibc_module.go holds the IBC callbacks.
 package btcts
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 
@@ -35,6 +38,8 @@ var (
 	_ module.HasServices         = AppModule{}
 	_ module.HasConsensusVersion = AppModule{}
 	_ appmodule.AppModule        = AppModule{}
+	_ appmodule.HasBeginBlocker  = AppModule{}
+	_ appmodule.HasEndBlocker    = AppModule{}
 )
 
 // AppModule is the x/btcts module for the module manager.
@@ -109,6 +114,17 @@ func (am AppModule) InitGenesis(ctx sdk.Context, cdc codec.JSONCodec, bz json.Ra
 	if err := am.keeper.InitGenesis(ctx, gs); err != nil {
 		panic(fmt.Sprintf("%s genesis: %v", types.ModuleName, err))
 	}
+}
+
+// BeginBlock stores this chain's own block hash and prunes old ones.
+func (am AppModule) BeginBlock(ctx context.Context) error {
+	return am.keeper.BeginBlock(sdk.UnwrapSDKContext(ctx))
+}
+
+// EndBlock releases the holds covered by this chain's own timestamp and
+// those older than max_hold.
+func (am AppModule) EndBlock(ctx context.Context) error {
+	return am.keeper.EndBlock(sdk.UnwrapSDKContext(ctx))
 }
 
 // ExportGenesis returns the module's state as genesis JSON.

@@ -14,7 +14,8 @@ func fmtUint(v uint64) string { return strconv.FormatUint(v, 10) }
 
 // InitGenesis stores a validated genesis: params, the known headers (or the
 // trusted header alone if none are listed), timestamps with each chain's
-// latest, and conflicts.
+// latest, conflicts, and the fast-unbonding state (holds, forks, own block
+// hashes, own timestamp).
 func (k Keeper) InitGenesis(ctx context.Context, gs types.GenesisState) error {
 	if err := gs.Validate(); err != nil {
 		return err
@@ -54,11 +55,11 @@ func (k Keeper) InitGenesis(ctx context.Context, gs types.GenesisState) error {
 			return fmt.Errorf("write conflict %s/%d: %w", c.First.ChainId, c.First.Height, err)
 		}
 	}
-	return nil
+	return k.initUnbondingGenesis(ctx, gs)
 }
 
 // ExportGenesis returns the whole state, known headers by height, timestamps
-// and conflicts by (chain, height).
+// and conflicts by (chain, height), then the fast-unbonding state.
 func (k Keeper) ExportGenesis(ctx context.Context) (*types.GenesisState, error) {
 	params, err := k.GetParams(ctx)
 	if err != nil {
@@ -85,6 +86,9 @@ func (k Keeper) ExportGenesis(ctx context.Context) (*types.GenesisState, error) 
 	})
 	if err != nil {
 		return nil, fmt.Errorf("walk conflicts: %w", err)
+	}
+	if err := k.exportUnbondingGenesis(ctx, gs); err != nil {
+		return nil, err
 	}
 	return gs, nil
 }

@@ -37,7 +37,7 @@ func TestGenesisRoundTrip(t *testing.T) {
 
 	key := storetypes.NewKVStoreKey(types.StoreKey)
 	ctx := testutil.DefaultContextWithDB(t, key, storetypes.NewTransientStoreKey("t")).Ctx
-	k2 := keeper.NewKeeper(f.cdc, runtime.NewKVStoreService(key), authority)
+	k2 := keeper.NewKeeper(f.cdc, runtime.NewKVStoreService(key), authority, btctest.NewStaking())
 	require.NoError(t, k2.InitGenesis(ctx, decoded))
 	again, err := k2.ExportGenesis(ctx)
 	require.NoError(t, err)

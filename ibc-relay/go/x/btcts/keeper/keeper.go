@@ -3,6 +3,11 @@
 // timestamps per source chain with each chain's latest height, and the
 // conflicts between timestamps. A packet changes state only after it
 // verified in full; a refused one writes nothing.
+//
+// Fast unbonding (unbonding.go, hooks.go): the keeper puts every new
+// unbonding of the staking module on hold, keeps this chain's own block
+// hashes, and releases holds on a k-deep timestamp of this chain whose
+// block hash is the chain's own, or after max_hold.
 package keeper
 
 import (
@@ -25,6 +30,7 @@ type Keeper struct {
 	storeService corestore.KVStoreService
 	// authority may send MsgUpdateParams (usually the gov module account).
 	authority string
+	staking   types.StakingKeeper
 
 	Schema collections.Schema
 	Params collections.Item[types.Params]
@@ -39,19 +45,36 @@ type Keeper struct {
 	// Conflicts by (source chain, height): the first timestamp and the first
 	// different one verified after it.
 	Conflicts collections.Map[collections.Pair[string, uint64], types.Conflict]
+	// Holds are the unbondings on hold, by (height, unbonding id).
+	Holds collections.Map[collections.Pair[int64, uint64], types.Hold]
+	// OwnHashes are this chain's own block hashes by height.
+	OwnHashes collections.Map[int64, []byte]
+	// OwnTimestamp is the highest verified timestamp of this chain whose
+	// block hash matched the chain's own hash at its height.
+	OwnTimestamp collections.Item[types.VerifiedTimestamp]
+	// Forks are this chain's timestamps with a block hash not its own, by
+	// (height, record id).
+	Forks collections.Map[collections.Pair[uint64, []byte], types.Fork]
 }
 
 // NewKeeper builds the keeper over the module's store. authority must not be
-// empty.
-func NewKeeper(cdc codec.BinaryCodec, storeService corestore.KVStoreService, authority string) Keeper {
+// empty; staking is the chain's staking keeper, whose unbondings the module
+// holds (register Hooks() with it).
+func NewKeeper(
+	cdc codec.BinaryCodec, storeService corestore.KVStoreService, authority string, staking types.StakingKeeper,
+) Keeper {
 	if authority == "" {
 		panic("x/btcts: the keeper needs an authority address for MsgUpdateParams")
+	}
+	if staking == nil {
+		panic("x/btcts: the keeper needs the staking keeper to hold unbondings")
 	}
 	sb := collections.NewSchemaBuilder(storeService)
 	k := Keeper{
 		cdc:          cdc,
 		storeService: storeService,
 		authority:    authority,
+		staking:      staking,
 		Params:       collections.NewItem(sb, types.ParamsKey, "params", codec.CollValue[types.Params](cdc)),
 		Headers:      collections.NewMap(sb, types.HeadersKey, "headers", collections.Uint32Key, collections.BytesValue),
 		Tip:          collections.NewItem(sb, types.TipKey, "tip", collections.Uint32Value),
@@ -62,6 +85,15 @@ func NewKeeper(cdc codec.BinaryCodec, storeService corestore.KVStoreService, aut
 		Conflicts: collections.NewMap(sb, types.ConflictsKey, "conflicts",
 			collections.PairKeyCodec(collections.StringKey, collections.Uint64Key),
 			codec.CollValue[types.Conflict](cdc)),
+		Holds: collections.NewMap(sb, types.HoldsKey, "holds",
+			collections.PairKeyCodec(collections.Int64Key, collections.Uint64Key),
+			codec.CollValue[types.Hold](cdc)),
+		OwnHashes: collections.NewMap(sb, types.OwnHashesKey, "own_hashes", collections.Int64Key, collections.BytesValue),
+		OwnTimestamp: collections.NewItem(sb, types.OwnTimestampKey, "own_timestamp",
+			codec.CollValue[types.VerifiedTimestamp](cdc)),
+		Forks: collections.NewMap(sb, types.ForksKey, "forks",
+			collections.PairKeyCodec(collections.Uint64Key, collections.BytesKey),
+			codec.CollValue[types.Fork](cdc)),
 	}
 	schema, err := sb.Build()
 	if err != nil {

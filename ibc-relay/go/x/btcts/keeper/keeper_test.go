@@ -28,12 +28,13 @@ const (
 )
 
 type fixture struct {
-	t      *testing.T
-	ctx    sdk.Context
-	cdc    codec.Codec
-	k      keeper.Keeper
-	chain  *btctest.Chain
-	params types.Params
+	t       *testing.T
+	staking *btctest.Staking
+	ctx     sdk.Context
+	cdc     codec.Codec
+	k       keeper.Keeper
+	chain   *btctest.Chain
+	params  types.Params
 }
 
 func newCodec() codec.Codec {
@@ -49,12 +50,14 @@ func newFixture(t *testing.T, change func(*types.Params)) *fixture {
 	key := storetypes.NewKVStoreKey(types.StoreKey)
 	tctx := testutil.DefaultContextWithDB(t, key, storetypes.NewTransientStoreKey("transient_test"))
 	cdc := newCodec()
+	staking := btctest.NewStaking()
 	f := &fixture{
-		t:     t,
-		ctx:   tctx.Ctx.WithBlockHeight(42),
-		cdc:   cdc,
-		k:     keeper.NewKeeper(cdc, runtime.NewKVStoreService(key), authority),
-		chain: btctest.NewChain(t, base),
+		t:       t,
+		staking: staking,
+		ctx:     tctx.Ctx.WithBlockHeight(42),
+		cdc:     cdc,
+		k:       keeper.NewKeeper(cdc, runtime.NewKVStoreService(key), authority, staking),
+		chain:   btctest.NewChain(t, base),
 	}
 	checkpoint := f.chain.Header(base)
 	f.params = types.DefaultParams()

@@ -32,7 +32,9 @@ func refuse(kind *errorsmod.Error, format string, args ...any) *Refusal {
 
 // ReceivePacket verifies packet data from the known header right before its
 // first one and, if it verifies, stores its headers, advances the trusted
-// tip and records the timestamp; it returns the acknowledgement's result.
+// tip and records the timestamp; a timestamp of this chain itself releases
+// holds or reveals a fork (unbonding.go). It returns the acknowledgement's
+// result.
 // A *Refusal means the evidence was refused and nothing was written; any
 // other error is a store failure. Gas of gas_per_header per header is
 // charged before the verification.
@@ -100,7 +102,11 @@ func (k Keeper) ReceivePacket(ctx sdk.Context, data []byte) (*packet.TimestampAc
 	if err := k.extendHeaders(ctx, headers, params.HeaderWindow); err != nil {
 		return nil, err
 	}
-	if err := k.recordTimestamp(ctx, v); err != nil {
+	ts := newTimestamp(ctx, v)
+	if err := k.recordTimestamp(ctx, ts); err != nil {
+		return nil, err
+	}
+	if err := k.checkOwnTimestamp(ctx, ts, params.K); err != nil {
 		return nil, err
 	}
 	return &packet.TimestampAck{

@@ -21,18 +21,7 @@ import (
 // keeps the first and raises its depth if deeper; a different record at a
 // known (chain, height) is a conflict: the first stays, the pair is stored
 // once, and an event is emitted each time.
-func (k Keeper) recordTimestamp(ctx sdk.Context, v *verify.Verified) error {
-	ts := types.VerifiedTimestamp{
-		ChainId:         v.ChainID,
-		Height:          v.Height,
-		BlockHash:       append([]byte(nil), v.BlockHash[:]...),
-		StakerSetDigest: append([]byte(nil), v.StakerSetDigest[:]...),
-		RecordId:        append([]byte(nil), v.RecordID[:]...),
-		BitcoinHeight:   v.BitcoinHeight,
-		BitcoinBlock:    append([]byte(nil), v.BitcoinBlock[:]...),
-		Depth:           v.Depth,
-		ConsumerHeight:  ctx.BlockHeight(),
-	}
+func (k Keeper) recordTimestamp(ctx sdk.Context, ts types.VerifiedTimestamp) error {
 	key := collections.Join(ts.ChainId, ts.Height)
 	stored, err := k.Timestamps.Get(ctx, key)
 	switch {
@@ -75,6 +64,22 @@ func (k Keeper) recordTimestamp(ctx sdk.Context, v *verify.Verified) error {
 			sdk.NewAttribute(types.AttributeSecondHash, hex.EncodeToString(ts.BlockHash)),
 		))
 		return nil
+	}
+}
+
+// newTimestamp is the timestamp a verified packet proves, first verified at
+// this chain's current height.
+func newTimestamp(ctx sdk.Context, v *verify.Verified) types.VerifiedTimestamp {
+	return types.VerifiedTimestamp{
+		ChainId:         v.ChainID,
+		Height:          v.Height,
+		BlockHash:       append([]byte(nil), v.BlockHash[:]...),
+		StakerSetDigest: append([]byte(nil), v.StakerSetDigest[:]...),
+		RecordId:        append([]byte(nil), v.RecordID[:]...),
+		BitcoinHeight:   v.BitcoinHeight,
+		BitcoinBlock:    append([]byte(nil), v.BitcoinBlock[:]...),
+		Depth:           v.Depth,
+		ConsumerHeight:  ctx.BlockHeight(),
 	}
 }
 

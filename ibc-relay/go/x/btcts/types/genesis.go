@@ -17,7 +17,8 @@ func DefaultGenesis() *GenesisState {
 
 // Validate checks the params, that the known headers are 80 bytes each at
 // distinct heights and link where heights are consecutive, and that
-// timestamps and conflicts are well formed and unique per (chain, height).
+// timestamps and conflicts are well formed and unique per (chain, height),
+// and that holds, forks and own hashes are well formed and unique.
 func (gs GenesisState) Validate() error {
 	if err := gs.Params.Validate(); err != nil {
 		return fmt.Errorf("params: %w", err)
@@ -47,7 +48,7 @@ func (gs GenesisState) Validate() error {
 		}
 		conflicts[key] = true
 	}
-	return nil
+	return gs.validateUnbonding()
 }
 
 func validateKnownHeaders(trusted TrustedHeader, known []TrustedHeader) error {

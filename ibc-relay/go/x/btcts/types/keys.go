@@ -24,4 +24,9 @@ var (
 	TimestampsKey = collections.NewPrefix(3)
 	LatestKey     = collections.NewPrefix(4)
 	ConflictsKey  = collections.NewPrefix(5)
+	// Fast unbonding (docs/fast-unbonding.md).
+	HoldsKey        = collections.NewPrefix(6)
+	OwnHashesKey    = collections.NewPrefix(7)
+	OwnTimestampKey = collections.NewPrefix(8)
+	ForksKey        = collections.NewPrefix(9)
 )

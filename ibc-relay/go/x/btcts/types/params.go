@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"time"
 
 	errorsmod "cosmossdk.io/errors"
 
@@ -35,6 +36,11 @@ const (
 	GasPerScryptHeader  = 10_000
 	// HeaderSize is the size of a Bitcoin block header.
 	HeaderSize = 80
+	// DefaultMaxHold is the Cosmos SDK's default unbonding period.
+	DefaultMaxHold = 21 * 24 * time.Hour
+	// DefaultHashWindow is how many of its own block hashes below the
+	// current height the chain keeps (besides those of pending holds).
+	DefaultHashWindow = 10_000
 )
 
 // DefaultParams returns parameters that are complete except for what only
@@ -47,6 +53,8 @@ func DefaultParams() Params {
 		K:                   DefaultK,
 		HeaderWindow:        DefaultHeaderWindow,
 		MaxHeadersPerPacket: DefaultMaxHeadersPerPacket,
+		MaxHold:             DefaultMaxHold,
+		HashWindow:          DefaultHashWindow,
 	}
 }
 
@@ -81,6 +89,12 @@ func (p Params) Validate() error {
 	}
 	if p.GasPerHeader > MaxGasPerHeader {
 		bad("gas_per_header %d exceeds %d", p.GasPerHeader, uint64(MaxGasPerHeader))
+	}
+	if p.MaxHold <= 0 {
+		bad("max_hold %s must be positive (default %s, the SDK's unbonding period)", p.MaxHold, DefaultMaxHold)
+	}
+	if p.HashWindow == 0 {
+		bad("hash_window must be at least 1 (default %d)", DefaultHashWindow)
 	}
 	if len(problems) > 0 {
 		return errorsmod.Wrap(ErrInvalidParams, strings.Join(problems, "; "))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -48,6 +49,11 @@ func TestParamsValidate(t *testing.T) {
 		{"max headers 10000", func(p *types.Params) { p.MaxHeadersPerPacket = 10_000 }, ""},
 		{"k above max headers", func(p *types.Params) { p.K, p.MaxHeadersPerPacket = 7, 6 }, "k 7 exceeds"},
 		{"gas too high", func(p *types.Params) { p.GasPerHeader = types.MaxGasPerHeader + 1 }, "gas_per_header"},
+		{"max_hold 0", func(p *types.Params) { p.MaxHold = 0 }, "max_hold 0s must be positive"},
+		{"max_hold negative", func(p *types.Params) { p.MaxHold = -time.Second }, "max_hold -1s must be positive"},
+		{"max_hold 1ns", func(p *types.Params) { p.MaxHold = 1 }, ""},
+		{"hash_window 0", func(p *types.Params) { p.HashWindow = 0 }, "hash_window must be at least 1"},
+		{"hash_window 1", func(p *types.Params) { p.HashWindow = 1 }, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

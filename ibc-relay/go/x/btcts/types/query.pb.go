@@ -6,6 +6,7 @@ package types
 import (
 	context "context"
 	fmt "fmt"
+	query "github.com/cosmos/cosmos-sdk/types/query"
 	_ "github.com/cosmos/cosmos-sdk/types/tx/amino"
 	_ "github.com/cosmos/gogoproto/gogoproto"
 	grpc1 "github.com/cosmos/gogoproto/grpc"
@@ -631,6 +632,300 @@ func (m *QueryConflictsResponse) GetConflicts() []Conflict {
 	return nil
 }
 
+type QueryHoldsRequest struct {
+	Pagination *query.PageRequest `protobuf:"bytes,1,opt,name=pagination,proto3" json:"pagination,omitempty"`
+}
+
+func (m *QueryHoldsRequest) Reset()         { *m = QueryHoldsRequest{} }
+func (m *QueryHoldsRequest) String() string { return proto.CompactTextString(m) }
+func (*QueryHoldsRequest) ProtoMessage()    {}
+func (*QueryHoldsRequest) Descriptor() ([]byte, []int) {
+	return fileDescriptor_1b1b52c159ddf11a, []int{14}
+}
+func (m *QueryHoldsRequest) XXX_Unmarshal(b []byte) error {
+	return m.Unmarshal(b)
+}
+func (m *QueryHoldsRequest) XXX_Marshal(b []byte, deterministic bool) ([]byte, error) {
+	if deterministic {
+		return xxx_messageInfo_QueryHoldsRequest.Marshal(b, m, deterministic)
+	} else {
+		b = b[:cap(b)]
+		n, err := m.MarshalToSizedBuffer(b)
+		if err != nil {
+			return nil, err
+		}
+		return b[:n], nil
+	}
+}
+func (m *QueryHoldsRequest) XXX_Merge(src proto.Message) {
+	xxx_messageInfo_QueryHoldsRequest.Merge(m, src)
+}
+func (m *QueryHoldsRequest) XXX_Size() int {
+	return m.Size()
+}
+func (m *QueryHoldsRequest) XXX_DiscardUnknown() {
+	xxx_messageInfo_QueryHoldsRequest.DiscardUnknown(m)
+}
+
+var xxx_messageInfo_QueryHoldsRequest proto.InternalMessageInfo
+
+func (m *QueryHoldsRequest) GetPagination() *query.PageRequest {
+	if m != nil {
+		return m.Pagination
+	}
+	return nil
+}
+
+type QueryHoldsResponse struct {
+	// Ordered by (height, unbonding id).
+	Holds      []Hold              `protobuf:"bytes,1,rep,name=holds,proto3" json:"holds"`
+	Pagination *query.PageResponse `protobuf:"bytes,2,opt,name=pagination,proto3" json:"pagination,omitempty"`
+	// The highest verified timestamp of this chain whose block hash matched
+	// the chain's own hash (absent if none yet): holds at or below its
+	// height are released.
+	OwnTimestamp *VerifiedTimestamp `protobuf:"bytes,3,opt,name=own_timestamp,json=ownTimestamp,proto3" json:"own_timestamp,omitempty"`
+}
+
+func (m *QueryHoldsResponse) Reset()         { *m = QueryHoldsResponse{} }
+func (m *QueryHoldsResponse) String() string { return proto.CompactTextString(m) }
+func (*QueryHoldsResponse) ProtoMessage()    {}
+func (*QueryHoldsResponse) Descriptor() ([]byte, []int) {
+	return fileDescriptor_1b1b52c159ddf11a, []int{15}
+}
+func (m *QueryHoldsResponse) XXX_Unmarshal(b []byte) error {
+	return m.Unmarshal(b)
+}
+func (m *QueryHoldsResponse) XXX_Marshal(b []byte, deterministic bool) ([]byte, error) {
+	if deterministic {
+		return xxx_messageInfo_QueryHoldsResponse.Marshal(b, m, deterministic)
+	} else {
+		b = b[:cap(b)]
+		n, err := m.MarshalToSizedBuffer(b)
+		if err != nil {
+			return nil, err
+		}
+		return b[:n], nil
+	}
+}
+func (m *QueryHoldsResponse) XXX_Merge(src proto.Message) {
+	xxx_messageInfo_QueryHoldsResponse.Merge(m, src)
+}
+func (m *QueryHoldsResponse) XXX_Size() int {
+	return m.Size()
+}
+func (m *QueryHoldsResponse) XXX_DiscardUnknown() {
+	xxx_messageInfo_QueryHoldsResponse.DiscardUnknown(m)
+}
+
+var xxx_messageInfo_QueryHoldsResponse proto.InternalMessageInfo
+
+func (m *QueryHoldsResponse) GetHolds() []Hold {
+	if m != nil {
+		return m.Holds
+	}
+	return nil
+}
+
+func (m *QueryHoldsResponse) GetPagination() *query.PageResponse {
+	if m != nil {
+		return m.Pagination
+	}
+	return nil
+}
+
+func (m *QueryHoldsResponse) GetOwnTimestamp() *VerifiedTimestamp {
+	if m != nil {
+		return m.OwnTimestamp
+	}
+	return nil
+}
+
+type QueryForksRequest struct {
+	Pagination *query.PageRequest `protobuf:"bytes,1,opt,name=pagination,proto3" json:"pagination,omitempty"`
+}
+
+func (m *QueryForksRequest) Reset()         { *m = QueryForksRequest{} }
+func (m *QueryForksRequest) String() string { return proto.CompactTextString(m) }
+func (*QueryForksRequest) ProtoMessage()    {}
+func (*QueryForksRequest) Descriptor() ([]byte, []int) {
+	return fileDescriptor_1b1b52c159ddf11a, []int{16}
+}
+func (m *QueryForksRequest) XXX_Unmarshal(b []byte) error {
+	return m.Unmarshal(b)
+}
+func (m *QueryForksRequest) XXX_Marshal(b []byte, deterministic bool) ([]byte, error) {
+	if deterministic {
+		return xxx_messageInfo_QueryForksRequest.Marshal(b, m, deterministic)
+	} else {
+		b = b[:cap(b)]
+		n, err := m.MarshalToSizedBuffer(b)
+		if err != nil {
+			return nil, err
+		}
+		return b[:n], nil
+	}
+}
+func (m *QueryForksRequest) XXX_Merge(src proto.Message) {
+	xxx_messageInfo_QueryForksRequest.Merge(m, src)
+}
+func (m *QueryForksRequest) XXX_Size() int {
+	return m.Size()
+}
+func (m *QueryForksRequest) XXX_DiscardUnknown() {
+	xxx_messageInfo_QueryForksRequest.DiscardUnknown(m)
+}
+
+var xxx_messageInfo_QueryForksRequest proto.InternalMessageInfo
+
+func (m *QueryForksRequest) GetPagination() *query.PageRequest {
+	if m != nil {
+		return m.Pagination
+	}
+	return nil
+}
+
+type QueryForksResponse struct {
+	// Ordered by (height, record id).
+	Forks      []Fork              `protobuf:"bytes,1,rep,name=forks,proto3" json:"forks"`
+	Pagination *query.PageResponse `protobuf:"bytes,2,opt,name=pagination,proto3" json:"pagination,omitempty"`
+}
+
+func (m *QueryForksResponse) Reset()         { *m = QueryForksResponse{} }
+func (m *QueryForksResponse) String() string { return proto.CompactTextString(m) }
+func (*QueryForksResponse) ProtoMessage()    {}
+func (*QueryForksResponse) Descriptor() ([]byte, []int) {
+	return fileDescriptor_1b1b52c159ddf11a, []int{17}
+}
+func (m *QueryForksResponse) XXX_Unmarshal(b []byte) error {
+	return m.Unmarshal(b)
+}
+func (m *QueryForksResponse) XXX_Marshal(b []byte, deterministic bool) ([]byte, error) {
+	if deterministic {
+		return xxx_messageInfo_QueryForksResponse.Marshal(b, m, deterministic)
+	} else {
+		b = b[:cap(b)]
+		n, err := m.MarshalToSizedBuffer(b)
+		if err != nil {
+			return nil, err
+		}
+		return b[:n], nil
+	}
+}
+func (m *QueryForksResponse) XXX_Merge(src proto.Message) {
+	xxx_messageInfo_QueryForksResponse.Merge(m, src)
+}
+func (m *QueryForksResponse) XXX_Size() int {
+	return m.Size()
+}
+func (m *QueryForksResponse) XXX_DiscardUnknown() {
+	xxx_messageInfo_QueryForksResponse.DiscardUnknown(m)
+}
+
+var xxx_messageInfo_QueryForksResponse proto.InternalMessageInfo
+
+func (m *QueryForksResponse) GetForks() []Fork {
+	if m != nil {
+		return m.Forks
+	}
+	return nil
+}
+
+func (m *QueryForksResponse) GetPagination() *query.PageResponse {
+	if m != nil {
+		return m.Pagination
+	}
+	return nil
+}
+
+type QueryOwnHashRequest struct {
+	Height int64 `protobuf:"varint,1,opt,name=height,proto3" json:"height,omitempty"`
+}
+
+func (m *QueryOwnHashRequest) Reset()         { *m = QueryOwnHashRequest{} }
+func (m *QueryOwnHashRequest) String() string { return proto.CompactTextString(m) }
+func (*QueryOwnHashRequest) ProtoMessage()    {}
+func (*QueryOwnHashRequest) Descriptor() ([]byte, []int) {
+	return fileDescriptor_1b1b52c159ddf11a, []int{18}
+}
+func (m *QueryOwnHashRequest) XXX_Unmarshal(b []byte) error {
+	return m.Unmarshal(b)
+}
+func (m *QueryOwnHashRequest) XXX_Marshal(b []byte, deterministic bool) ([]byte, error) {
+	if deterministic {
+		return xxx_messageInfo_QueryOwnHashRequest.Marshal(b, m, deterministic)
+	} else {
+		b = b[:cap(b)]
+		n, err := m.MarshalToSizedBuffer(b)
+		if err != nil {
+			return nil, err
+		}
+		return b[:n], nil
+	}
+}
+func (m *QueryOwnHashRequest) XXX_Merge(src proto.Message) {
+	xxx_messageInfo_QueryOwnHashRequest.Merge(m, src)
+}
+func (m *QueryOwnHashRequest) XXX_Size() int {
+	return m.Size()
+}
+func (m *QueryOwnHashRequest) XXX_DiscardUnknown() {
+	xxx_messageInfo_QueryOwnHashRequest.DiscardUnknown(m)
+}
+
+var xxx_messageInfo_QueryOwnHashRequest proto.InternalMessageInfo
+
+func (m *QueryOwnHashRequest) GetHeight() int64 {
+	if m != nil {
+		return m.Height
+	}
+	return 0
+}
+
+type QueryOwnHashResponse struct {
+	// The CometBFT block id hash, 32 bytes.
+	Hash []byte `protobuf:"bytes,1,opt,name=hash,proto3" json:"hash,omitempty"`
+}
+
+func (m *QueryOwnHashResponse) Reset()         { *m = QueryOwnHashResponse{} }
+func (m *QueryOwnHashResponse) String() string { return proto.CompactTextString(m) }
+func (*QueryOwnHashResponse) ProtoMessage()    {}
+func (*QueryOwnHashResponse) Descriptor() ([]byte, []int) {
+	return fileDescriptor_1b1b52c159ddf11a, []int{19}
+}
+func (m *QueryOwnHashResponse) XXX_Unmarshal(b []byte) error {
+	return m.Unmarshal(b)
+}
+func (m *QueryOwnHashResponse) XXX_Marshal(b []byte, deterministic bool) ([]byte, error) {
+	if deterministic {
+		return xxx_messageInfo_QueryOwnHashResponse.Marshal(b, m, deterministic)
+	} else {
+		b = b[:cap(b)]
+		n, err := m.MarshalToSizedBuffer(b)
+		if err != nil {
+			return nil, err
+		}
+		return b[:n], nil
+	}
+}
+func (m *QueryOwnHashResponse) XXX_Merge(src proto.Message) {
+	xxx_messageInfo_QueryOwnHashResponse.Merge(m, src)
+}
+func (m *QueryOwnHashResponse) XXX_Size() int {
+	return m.Size()
+}
+func (m *QueryOwnHashResponse) XXX_DiscardUnknown() {
+	xxx_messageInfo_QueryOwnHashResponse.DiscardUnknown(m)
+}
+
+var xxx_messageInfo_QueryOwnHashResponse proto.InternalMessageInfo
+
+func (m *QueryOwnHashResponse) GetHash() []byte {
+	if m != nil {
+		return m.Hash
+	}
+	return nil
+}
+
 func init() {
 	proto.RegisterType((*QueryParamsRequest)(nil), "btcts.consumer.v1.QueryParamsRequest")
 	proto.RegisterType((*QueryParamsResponse)(nil), "btcts.consumer.v1.QueryParamsResponse")
@@ -646,50 +941,72 @@ func init() {
 	proto.RegisterType((*QueryLatestTimestampsResponse)(nil), "btcts.consumer.v1.QueryLatestTimestampsResponse")
 	proto.RegisterType((*QueryConflictsRequest)(nil), "btcts.consumer.v1.QueryConflictsRequest")
 	proto.RegisterType((*QueryConflictsResponse)(nil), "btcts.consumer.v1.QueryConflictsResponse")
+	proto.RegisterType((*QueryHoldsRequest)(nil), "btcts.consumer.v1.QueryHoldsRequest")
+	proto.RegisterType((*QueryHoldsResponse)(nil), "btcts.consumer.v1.QueryHoldsResponse")
+	proto.RegisterType((*QueryForksRequest)(nil), "btcts.consumer.v1.QueryForksRequest")
+	proto.RegisterType((*QueryForksResponse)(nil), "btcts.consumer.v1.QueryForksResponse")
+	proto.RegisterType((*QueryOwnHashRequest)(nil), "btcts.consumer.v1.QueryOwnHashRequest")
+	proto.RegisterType((*QueryOwnHashResponse)(nil), "btcts.consumer.v1.QueryOwnHashResponse")
 }
 
 func init() { proto.RegisterFile("btcts/consumer/v1/query.proto", fileDescriptor_1b1b52c159ddf11a) }
 
 var fileDescriptor_1b1b52c159ddf11a = []byte{
-	// 603 bytes of a gzipped FileDescriptorProto
-	0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0xff, 0xb4, 0x55, 0xcd, 0x6e, 0xd3, 0x40,
-	0x10, 0x8e, 0xa1, 0x0d, 0x64, 0xaa, 0x0a, 0x6a, 0x4a, 0x69, 0x1d, 0x6a, 0x22, 0x0b, 0x50, 0x28,
-	0xc5, 0x26, 0xe1, 0xc2, 0x01, 0x09, 0xa9, 0x95, 0x10, 0x14, 0x90, 0x20, 0x54, 0x20, 0xb8, 0x94,
-	0x6d, 0xbc, 0x49, 0x2c, 0xe2, 0x9f, 0x7a, 0x37, 0xa1, 0x7d, 0x0b, 0x1e, 0x83, 0x23, 0x8f, 0xd1,
-	0x63, 0x8f, 0x9c, 0x10, 0x4a, 0x84, 0x78, 0x0d, 0x94, 0xf5, 0xd8, 0x49, 0xec, 0xb5, 0xf0, 0x01,
-	0x2e, 0x51, 0x3c, 0x33, 0xdf, 0xcf, 0x8e, 0x67, 0xbc, 0xb0, 0x79, 0xc8, 0xdb, 0x9c, 0x59, 0x6d,
-	0xdf, 0x63, 0x03, 0x97, 0x86, 0xd6, 0xb0, 0x61, 0x1d, 0x0d, 0x68, 0x78, 0x62, 0x06, 0xa1, 0xcf,
-	0x7d, 0x75, 0x45, 0xa4, 0xcd, 0x38, 0x6d, 0x0e, 0x1b, 0xda, 0x6a, 0xd7, 0xef, 0xfa, 0x22, 0x6b,
-	0x4d, 0xfe, 0x45, 0x85, 0xda, 0x0a, 0x71, 0x1d, 0xcf, 0xb7, 0xc4, 0x2f, 0x86, 0xf4, 0x2c, 0x75,
-	0x40, 0x42, 0xe2, 0x32, 0xcc, 0x4b, 0xa4, 0x19, 0x27, 0x9c, 0x46, 0x69, 0x63, 0x15, 0xd4, 0xd7,
-	0x13, 0x27, 0xaf, 0x04, 0xa6, 0x45, 0x8f, 0x06, 0x94, 0x71, 0xe3, 0x0d, 0x5c, 0x99, 0x8b, 0xb2,
-	0xc0, 0xf7, 0x18, 0x55, 0x1f, 0x41, 0x39, 0xe2, 0x5e, 0x57, 0x6a, 0x4a, 0x7d, 0xa9, 0xb9, 0x61,
-	0x66, 0x8c, 0x9b, 0x11, 0x64, 0xa7, 0x72, 0xfa, 0xe3, 0x46, 0xe9, 0xeb, 0xef, 0x6f, 0x5b, 0x4a,
-	0x0b, 0x31, 0x46, 0x15, 0x36, 0x04, 0xe9, 0x7e, 0x38, 0x60, 0x9c, 0xda, 0x4f, 0x29, 0xb1, 0x69,
-	0x18, 0x2b, 0x12, 0xd0, 0x64, 0x49, 0x14, 0xde, 0x85, 0x72, 0x4f, 0x44, 0x50, 0xb8, 0x26, 0x11,
-	0x9e, 0x43, 0xce, 0xe9, 0x47, 0x50, 0xa3, 0x01, 0xd7, 0x84, 0xc4, 0x73, 0xcf, 0xff, 0xec, 0xcd,
-	0xa9, 0xab, 0x6b, 0x13, 0x7e, 0xa7, 0xdb, 0xe3, 0x82, 0x7f, 0xb9, 0x85, 0x4f, 0xc6, 0x01, 0xac,
-	0x67, 0x21, 0xff, 0xd2, 0xd3, 0x43, 0xa8, 0x0a, 0x81, 0x17, 0x84, 0x53, 0xc6, 0xf7, 0x1d, 0x97,
-	0x32, 0x4e, 0xdc, 0x20, 0xf6, 0xb5, 0x01, 0x17, 0xdb, 0x3d, 0xe2, 0x78, 0x07, 0x8e, 0x2d, 0x54,
-	0x2a, 0xad, 0x0b, 0xe2, 0xf9, 0x99, 0x6d, 0xb8, 0x70, 0x5d, 0x8e, 0x44, 0x7b, 0x2f, 0xa1, 0xc2,
-	0xe3, 0x20, 0x3a, 0xbc, 0x29, 0x71, 0xf8, 0x96, 0x86, 0x4e, 0xc7, 0xa1, 0x76, 0x42, 0x30, 0xeb,
-	0x72, 0xca, 0x60, 0xec, 0xc1, 0xd5, 0xe8, 0xfd, 0x14, 0xb7, 0x38, 0xd3, 0xd5, 0x73, 0x35, 0xa5,
-	0xbe, 0x90, 0x74, 0xb5, 0x0b, 0x6b, 0x69, 0xae, 0xff, 0x63, 0x5a, 0x97, 0xf7, 0x28, 0x19, 0xf3,
-	0x4f, 0xb0, 0x99, 0x93, 0x47, 0x3f, 0x7b, 0x00, 0x09, 0xdb, 0x64, 0xe8, 0xcf, 0x17, 0x36, 0xb4,
-	0x30, 0x31, 0xd4, 0x9a, 0x41, 0x1b, 0x4d, 0xec, 0xe0, 0xae, 0xef, 0x75, 0xfa, 0x4e, 0x9b, 0xb3,
-	0x02, 0x2f, 0xf9, 0x3d, 0x76, 0x6a, 0x06, 0x83, 0xce, 0x1e, 0x43, 0xa5, 0x1d, 0x07, 0xd1, 0x58,
-	0x55, 0x62, 0x2c, 0x06, 0xa2, 0x9f, 0x29, 0xa6, 0xf9, 0x6b, 0x11, 0x16, 0x05, 0xb7, 0xfa, 0x0e,
-	0xca, 0xd1, 0xd2, 0xaa, 0xb7, 0x24, 0x0c, 0xd9, 0xaf, 0x83, 0x76, 0xfb, 0x6f, 0x65, 0xe8, 0xb1,
-	0x0f, 0xcb, 0x73, 0x0b, 0xa0, 0x6e, 0xe7, 0x01, 0x65, 0x9f, 0x04, 0xed, 0x5e, 0xc1, 0x6a, 0x54,
-	0xeb, 0xc0, 0xd2, 0xcc, 0x9a, 0xaa, 0x5b, 0x79, 0xe8, 0xec, 0xfa, 0x6b, 0x77, 0x0b, 0xd5, 0xa2,
-	0x4e, 0x08, 0x97, 0x52, 0xf3, 0xa2, 0x9a, 0x79, 0x78, 0xf9, 0x5a, 0x6b, 0x56, 0xe1, 0x7a, 0xd4,
-	0xfc, 0x08, 0x95, 0xa9, 0x5a, 0x3d, 0xb7, 0x2f, 0x69, 0x9d, 0x3b, 0x05, 0x2a, 0x51, 0x61, 0x00,
-	0x97, 0xd3, 0x5b, 0xa0, 0x16, 0xb5, 0x99, 0x0c, 0xc6, 0xfd, 0xe2, 0x80, 0xe9, 0xc1, 0x92, 0xd9,
-	0xce, 0x3f, 0x58, 0x7a, 0x65, 0xf2, 0x0f, 0x96, 0x59, 0x94, 0x9d, 0x27, 0xa7, 0x23, 0x5d, 0x39,
-	0x1b, 0xe9, 0xca, 0xcf, 0x91, 0xae, 0x7c, 0x19, 0xeb, 0xa5, 0xb3, 0xb1, 0x5e, 0xfa, 0x3e, 0xd6,
-	0x4b, 0x1f, 0xb6, 0xe9, 0x31, 0x71, 0x83, 0x3e, 0x35, 0x1d, 0x6f, 0x48, 0xfa, 0x8e, 0x6d, 0xa5,
-	0x6e, 0xca, 0x63, 0x0c, 0xf0, 0x93, 0x80, 0xb2, 0xc3, 0xb2, 0xb8, 0x2f, 0x1f, 0xfc, 0x09, 0x00,
-	0x00, 0xff, 0xff, 0xae, 0xef, 0x24, 0xfa, 0xcb, 0x07, 0x00, 0x00,
+	// 855 bytes of a gzipped FileDescriptorProto
+	0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0xff, 0xb4, 0x56, 0x4d, 0x73, 0xdb, 0x44,
+	0x18, 0xb6, 0x9a, 0xc4, 0xc1, 0x6f, 0x9b, 0x81, 0x88, 0xd0, 0x36, 0x0a, 0x15, 0x41, 0xd3, 0x8f,
+	0x60, 0x5a, 0x09, 0xa7, 0x17, 0x0e, 0xcc, 0x30, 0xd3, 0xce, 0x84, 0xb4, 0xc0, 0x50, 0x44, 0x06,
+	0x86, 0x72, 0x08, 0x6b, 0x6b, 0x6d, 0x6b, 0x6a, 0xed, 0xba, 0xda, 0xb5, 0x9d, 0xfc, 0x0b, 0x86,
+	0x5f, 0xc1, 0x91, 0x9f, 0x91, 0x63, 0x8e, 0x5c, 0x60, 0x98, 0xe4, 0xc0, 0x89, 0xff, 0xc0, 0x68,
+	0xf5, 0xea, 0xcb, 0x96, 0xb0, 0x0e, 0xe9, 0x25, 0x13, 0xed, 0xfb, 0x3c, 0xef, 0xf3, 0xec, 0xab,
+	0xd5, 0xb3, 0x86, 0x3b, 0x5d, 0xd9, 0x93, 0xc2, 0xe9, 0x71, 0x26, 0x26, 0x01, 0x0d, 0x9d, 0x69,
+	0xc7, 0x79, 0x3d, 0xa1, 0xe1, 0xa9, 0x3d, 0x0e, 0xb9, 0xe4, 0xfa, 0xa6, 0x2a, 0xdb, 0x49, 0xd9,
+	0x9e, 0x76, 0x8c, 0xad, 0x01, 0x1f, 0x70, 0x55, 0x75, 0xa2, 0xff, 0x62, 0xa0, 0xb1, 0x49, 0x02,
+	0x9f, 0x71, 0x47, 0xfd, 0xc5, 0x25, 0x73, 0xb1, 0xf5, 0x98, 0x84, 0x24, 0x10, 0x58, 0x2f, 0x91,
+	0x16, 0x92, 0x48, 0x8a, 0xe5, 0x0f, 0x17, 0xcb, 0x13, 0xd6, 0xe5, 0xcc, 0xf3, 0xd9, 0x00, 0x21,
+	0xed, 0x1e, 0x17, 0x01, 0x17, 0x4e, 0x97, 0x08, 0x1a, 0xdb, 0x76, 0xa6, 0x9d, 0x2e, 0x95, 0x24,
+	0x52, 0x1a, 0xf8, 0x8c, 0x48, 0x9f, 0xb3, 0x18, 0x6b, 0x6d, 0x81, 0xfe, 0x6d, 0x84, 0x78, 0xa1,
+	0x2c, 0xb8, 0xf4, 0xf5, 0x84, 0x0a, 0x69, 0x7d, 0x07, 0xef, 0x16, 0x56, 0xc5, 0x98, 0x33, 0x41,
+	0xf5, 0xcf, 0xa0, 0x19, 0x5b, 0xbd, 0xad, 0xed, 0x6a, 0x7b, 0xd7, 0xf7, 0xb7, 0xed, 0x85, 0x39,
+	0xd8, 0x31, 0xe5, 0x49, 0xeb, 0xec, 0xaf, 0x0f, 0x1a, 0xbf, 0xfd, 0xf3, 0x7b, 0x5b, 0x73, 0x91,
+	0x63, 0xed, 0xc0, 0xb6, 0x6a, 0x7a, 0x14, 0x4e, 0x84, 0xa4, 0xde, 0x21, 0x25, 0x1e, 0x0d, 0x13,
+	0x45, 0x02, 0x46, 0x59, 0x11, 0x85, 0x9f, 0x42, 0x73, 0xa8, 0x56, 0x50, 0x78, 0xb7, 0x44, 0xb8,
+	0xc0, 0x2c, 0xe8, 0xc7, 0x54, 0xab, 0x03, 0xb7, 0x94, 0xc4, 0x97, 0x8c, 0xcf, 0x58, 0x41, 0x5d,
+	0xbf, 0x19, 0xf5, 0xf7, 0x07, 0x43, 0xa9, 0xfa, 0x6f, 0xb8, 0xf8, 0x64, 0x1d, 0xc3, 0xed, 0x45,
+	0xca, 0x55, 0x7a, 0xfa, 0x14, 0x76, 0x94, 0xc0, 0x57, 0x44, 0x52, 0x21, 0x8f, 0xfc, 0x80, 0x0a,
+	0x49, 0x82, 0x71, 0xe2, 0x6b, 0x1b, 0xde, 0xea, 0x0d, 0x89, 0xcf, 0x8e, 0x7d, 0x4f, 0xa9, 0xb4,
+	0xdc, 0x75, 0xf5, 0xfc, 0xcc, 0xb3, 0x02, 0x78, 0xbf, 0x9c, 0x89, 0xf6, 0xbe, 0x86, 0x96, 0x4c,
+	0x16, 0xd1, 0xe1, 0xdd, 0x12, 0x87, 0xdf, 0xd3, 0xd0, 0xef, 0xfb, 0xd4, 0x4b, 0x1b, 0xe4, 0x5d,
+	0x66, 0x1d, 0xac, 0xe7, 0xf0, 0x5e, 0xfc, 0x7e, 0xea, 0x5b, 0xcc, 0x4d, 0xf5, 0xda, 0xae, 0xb6,
+	0xb7, 0x9a, 0x4e, 0x75, 0x00, 0x37, 0xe7, 0x7b, 0xbd, 0x19, 0xd3, 0x66, 0xf9, 0x8c, 0xd2, 0x63,
+	0xfe, 0x0a, 0xee, 0x54, 0xd4, 0xd1, 0xcf, 0x73, 0x80, 0xb4, 0x5b, 0x74, 0xe8, 0x57, 0x6a, 0x1b,
+	0x5a, 0x8d, 0x0c, 0xb9, 0x39, 0xb6, 0xb5, 0x8f, 0x13, 0x7c, 0xca, 0x59, 0x7f, 0xe4, 0xf7, 0xa4,
+	0xa8, 0xf1, 0x92, 0x7f, 0xc4, 0x49, 0xe5, 0x38, 0xe8, 0xec, 0x73, 0x68, 0xf5, 0x92, 0x45, 0x34,
+	0xb6, 0x53, 0x62, 0x2c, 0x21, 0xa2, 0x9f, 0x8c, 0x63, 0xfd, 0x04, 0x9b, 0xaa, 0xf5, 0x21, 0x1f,
+	0x79, 0xa9, 0x95, 0x03, 0x80, 0x2c, 0x21, 0xf0, 0x05, 0xdc, 0xb7, 0xe3, 0x38, 0xb1, 0xa3, 0x38,
+	0xb1, 0xe3, 0x14, 0xc4, 0x38, 0xb1, 0x5f, 0x90, 0x01, 0x45, 0xae, 0x9b, 0x63, 0x5a, 0x7f, 0x6a,
+	0x18, 0x2b, 0xd8, 0x1d, 0x4d, 0x3f, 0x86, 0xb5, 0x61, 0xb4, 0x80, 0x86, 0x6f, 0x95, 0x18, 0x8e,
+	0x08, 0x68, 0x36, 0xc6, 0xea, 0x5f, 0x14, 0x3c, 0x5d, 0x53, 0x9e, 0x1e, 0x2c, 0xf5, 0x14, 0x2b,
+	0xe6, 0x4d, 0xe9, 0xcf, 0x60, 0x83, 0xcf, 0xd8, 0x71, 0x76, 0xc0, 0x56, 0xea, 0x1f, 0x30, 0xf7,
+	0x06, 0x9f, 0xb1, 0xf4, 0x29, 0x1d, 0xde, 0x01, 0x0f, 0x5f, 0x5d, 0xf9, 0xf0, 0x7e, 0x4d, 0x86,
+	0x87, 0xdd, 0xb3, 0xe1, 0xf5, 0xa3, 0x85, 0xff, 0x19, 0x5e, 0x44, 0x48, 0x86, 0xa7, 0xb0, 0x57,
+	0x36, 0x3c, 0xeb, 0x11, 0xde, 0x08, 0xdf, 0xcc, 0xd8, 0x21, 0x11, 0xc3, 0xf2, 0xe0, 0x5c, 0x49,
+	0x3f, 0xf1, 0x36, 0x6c, 0x15, 0xe1, 0xb8, 0x09, 0x1d, 0x56, 0x87, 0x44, 0x0c, 0x15, 0xfa, 0x86,
+	0xab, 0xfe, 0xdf, 0xff, 0x77, 0x1d, 0xd6, 0x14, 0x58, 0xff, 0x01, 0x9a, 0xf1, 0xf5, 0xa1, 0xdf,
+	0x2b, 0xd9, 0xdd, 0xe2, 0x3d, 0x65, 0xdc, 0x5f, 0x06, 0x43, 0xd9, 0x11, 0x6c, 0x14, 0xa2, 0x58,
+	0x7f, 0x58, 0x45, 0x2c, 0xbb, 0x9c, 0x8c, 0x47, 0x35, 0xd1, 0xa8, 0xd6, 0x87, 0xeb, 0xb9, 0x0b,
+	0x43, 0x6f, 0x57, 0xb1, 0x17, 0x2f, 0x22, 0xe3, 0xe3, 0x5a, 0x58, 0xd4, 0x09, 0xe1, 0xed, 0xb9,
+	0xe4, 0xd2, 0xed, 0x2a, 0x7e, 0xf9, 0x05, 0x63, 0x38, 0xb5, 0xf1, 0xa8, 0xf9, 0x33, 0xb4, 0x32,
+	0xb5, 0xbd, 0xca, 0xb9, 0xcc, 0xeb, 0x7c, 0x54, 0x03, 0x89, 0x0a, 0x13, 0x78, 0x67, 0x3e, 0x8f,
+	0xf5, 0xba, 0x36, 0xd3, 0x83, 0xf1, 0x49, 0x7d, 0x42, 0xb6, 0xb1, 0x34, 0x65, 0xab, 0x37, 0x36,
+	0x1f, 0xde, 0xd5, 0x1b, 0x5b, 0x8c, 0xec, 0x23, 0x58, 0x53, 0x71, 0xa8, 0xdf, 0xad, 0xe2, 0xe4,
+	0xb3, 0xd8, 0xb8, 0xb7, 0x04, 0x95, 0x75, 0x55, 0x39, 0x51, 0xdd, 0x35, 0x1f, 0x52, 0xd5, 0x5d,
+	0x8b, 0x61, 0xf3, 0x12, 0xd6, 0xf1, 0xd3, 0xd5, 0x2b, 0xbf, 0xb1, 0x62, 0x14, 0x18, 0x0f, 0x96,
+	0xe2, 0xe2, 0xde, 0x4f, 0x0e, 0xce, 0x2e, 0x4c, 0xed, 0xfc, 0xc2, 0xd4, 0xfe, 0xbe, 0x30, 0xb5,
+	0x5f, 0x2e, 0xcd, 0xc6, 0xf9, 0xa5, 0xd9, 0xf8, 0xe3, 0xd2, 0x6c, 0xbc, 0x7c, 0x48, 0x4f, 0x48,
+	0x30, 0x1e, 0x51, 0xdb, 0x67, 0x53, 0x32, 0xf2, 0x3d, 0x67, 0xee, 0xb7, 0xee, 0x09, 0x2e, 0xc8,
+	0xd3, 0x31, 0x15, 0xdd, 0xa6, 0xfa, 0x05, 0xfb, 0xf8, 0xbf, 0x00, 0x00, 0x00, 0xff, 0xff, 0x59,
+	0x11, 0x4d, 0x3e, 0xac, 0x0b, 0x00, 0x00,
 }
 
 // Reference imports to suppress errors if they are not otherwise used.
@@ -721,6 +1038,15 @@ type QueryClient interface {
 	LatestTimestamps(ctx context.Context, in *QueryLatestTimestampsRequest, opts ...grpc.CallOption) (*QueryLatestTimestampsResponse, error)
 	// Conflicts returns a source chain's conflicting timestamps.
 	Conflicts(ctx context.Context, in *QueryConflictsRequest, opts ...grpc.CallOption) (*QueryConflictsResponse, error)
+	// Holds returns the unbondings on hold, by (height, unbonding id), and
+	// the highest timestamp of this chain that releases holds.
+	Holds(ctx context.Context, in *QueryHoldsRequest, opts ...grpc.CallOption) (*QueryHoldsResponse, error)
+	// Forks returns the verified timestamps of this chain whose block hash
+	// is not the chain's own, by (height, record id).
+	Forks(ctx context.Context, in *QueryForksRequest, opts ...grpc.CallOption) (*QueryForksResponse, error)
+	// OwnHash returns this chain's own block hash at a height (NotFound if it
+	// is not kept: pruned, or before the module stored hashes).
+	OwnHash(ctx context.Context, in *QueryOwnHashRequest, opts ...grpc.CallOption) (*QueryOwnHashResponse, error)
 }
 
 type queryClient struct {
@@ -794,6 +1120,33 @@ func (c *queryClient) Conflicts(ctx context.Context, in *QueryConflictsRequest, 
 	return out, nil
 }
 
+func (c *queryClient) Holds(ctx context.Context, in *QueryHoldsRequest, opts ...grpc.CallOption) (*QueryHoldsResponse, error) {
+	out := new(QueryHoldsResponse)
+	err := c.cc.Invoke(ctx, "/btcts.consumer.v1.Query/Holds", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *queryClient) Forks(ctx context.Context, in *QueryForksRequest, opts ...grpc.CallOption) (*QueryForksResponse, error) {
+	out := new(QueryForksResponse)
+	err := c.cc.Invoke(ctx, "/btcts.consumer.v1.Query/Forks", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *queryClient) OwnHash(ctx context.Context, in *QueryOwnHashRequest, opts ...grpc.CallOption) (*QueryOwnHashResponse, error) {
+	out := new(QueryOwnHashResponse)
+	err := c.cc.Invoke(ctx, "/btcts.consumer.v1.Query/OwnHash", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // QueryServer is the server API for Query service.
 type QueryServer interface {
 	// Params returns the module's parameters.
@@ -813,6 +1166,15 @@ type QueryServer interface {
 	LatestTimestamps(context.Context, *QueryLatestTimestampsRequest) (*QueryLatestTimestampsResponse, error)
 	// Conflicts returns a source chain's conflicting timestamps.
 	Conflicts(context.Context, *QueryConflictsRequest) (*QueryConflictsResponse, error)
+	// Holds returns the unbondings on hold, by (height, unbonding id), and
+	// the highest timestamp of this chain that releases holds.
+	Holds(context.Context, *QueryHoldsRequest) (*QueryHoldsResponse, error)
+	// Forks returns the verified timestamps of this chain whose block hash
+	// is not the chain's own, by (height, record id).
+	Forks(context.Context, *QueryForksRequest) (*QueryForksResponse, error)
+	// OwnHash returns this chain's own block hash at a height (NotFound if it
+	// is not kept: pruned, or before the module stored hashes).
+	OwnHash(context.Context, *QueryOwnHashRequest) (*QueryOwnHashResponse, error)
 }
 
 // UnimplementedQueryServer can be embedded to have forward compatible implementations.
@@ -839,6 +1201,15 @@ func (*UnimplementedQueryServer) LatestTimestamps(ctx context.Context, req *Quer
 }
 func (*UnimplementedQueryServer) Conflicts(ctx context.Context, req *QueryConflictsRequest) (*QueryConflictsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Conflicts not implemented")
+}
+func (*UnimplementedQueryServer) Holds(ctx context.Context, req *QueryHoldsRequest) (*QueryHoldsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Holds not implemented")
+}
+func (*UnimplementedQueryServer) Forks(ctx context.Context, req *QueryForksRequest) (*QueryForksResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Forks not implemented")
+}
+func (*UnimplementedQueryServer) OwnHash(ctx context.Context, req *QueryOwnHashRequest) (*QueryOwnHashResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method OwnHash not implemented")
 }
 
 func RegisterQueryServer(s grpc1.Server, srv QueryServer) {
@@ -971,6 +1342,60 @@ func _Query_Conflicts_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Query_Holds_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(QueryHoldsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(QueryServer).Holds(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/btcts.consumer.v1.Query/Holds",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(QueryServer).Holds(ctx, req.(*QueryHoldsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Query_Forks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(QueryForksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(QueryServer).Forks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/btcts.consumer.v1.Query/Forks",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(QueryServer).Forks(ctx, req.(*QueryForksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Query_OwnHash_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(QueryOwnHashRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(QueryServer).OwnHash(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/btcts.consumer.v1.Query/OwnHash",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(QueryServer).OwnHash(ctx, req.(*QueryOwnHashRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var Query_serviceDesc = _Query_serviceDesc
 var _Query_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "btcts.consumer.v1.Query",
@@ -1003,6 +1428,18 @@ var _Query_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Conflicts",
 			Handler:    _Query_Conflicts_Handler,
+		},
+		{
+			MethodName: "Holds",
+			Handler:    _Query_Holds_Handler,
+		},
+		{
+			MethodName: "Forks",
+			Handler:    _Query_Forks_Handler,
+		},
+		{
+			MethodName: "OwnHash",
+			Handler:    _Query_OwnHash_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
@@ -1440,6 +1877,244 @@ func (m *QueryConflictsResponse) MarshalToSizedBuffer(dAtA []byte) (int, error) 
 	return len(dAtA) - i, nil
 }
 
+func (m *QueryHoldsRequest) Marshal() (dAtA []byte, err error) {
+	size := m.Size()
+	dAtA = make([]byte, size)
+	n, err := m.MarshalToSizedBuffer(dAtA[:size])
+	if err != nil {
+		return nil, err
+	}
+	return dAtA[:n], nil
+}
+
+func (m *QueryHoldsRequest) MarshalTo(dAtA []byte) (int, error) {
+	size := m.Size()
+	return m.MarshalToSizedBuffer(dAtA[:size])
+}
+
+func (m *QueryHoldsRequest) MarshalToSizedBuffer(dAtA []byte) (int, error) {
+	i := len(dAtA)
+	_ = i
+	var l int
+	_ = l
+	if m.Pagination != nil {
+		{
+			size, err := m.Pagination.MarshalToSizedBuffer(dAtA[:i])
+			if err != nil {
+				return 0, err
+			}
+			i -= size
+			i = encodeVarintQuery(dAtA, i, uint64(size))
+		}
+		i--
+		dAtA[i] = 0xa
+	}
+	return len(dAtA) - i, nil
+}
+
+func (m *QueryHoldsResponse) Marshal() (dAtA []byte, err error) {
+	size := m.Size()
+	dAtA = make([]byte, size)
+	n, err := m.MarshalToSizedBuffer(dAtA[:size])
+	if err != nil {
+		return nil, err
+	}
+	return dAtA[:n], nil
+}
+
+func (m *QueryHoldsResponse) MarshalTo(dAtA []byte) (int, error) {
+	size := m.Size()
+	return m.MarshalToSizedBuffer(dAtA[:size])
+}
+
+func (m *QueryHoldsResponse) MarshalToSizedBuffer(dAtA []byte) (int, error) {
+	i := len(dAtA)
+	_ = i
+	var l int
+	_ = l
+	if m.OwnTimestamp != nil {
+		{
+			size, err := m.OwnTimestamp.MarshalToSizedBuffer(dAtA[:i])
+			if err != nil {
+				return 0, err
+			}
+			i -= size
+			i = encodeVarintQuery(dAtA, i, uint64(size))
+		}
+		i--
+		dAtA[i] = 0x1a
+	}
+	if m.Pagination != nil {
+		{
+			size, err := m.Pagination.MarshalToSizedBuffer(dAtA[:i])
+			if err != nil {
+				return 0, err
+			}
+			i -= size
+			i = encodeVarintQuery(dAtA, i, uint64(size))
+		}
+		i--
+		dAtA[i] = 0x12
+	}
+	if len(m.Holds) > 0 {
+		for iNdEx := len(m.Holds) - 1; iNdEx >= 0; iNdEx-- {
+			{
+				size, err := m.Holds[iNdEx].MarshalToSizedBuffer(dAtA[:i])
+				if err != nil {
+					return 0, err
+				}
+				i -= size
+				i = encodeVarintQuery(dAtA, i, uint64(size))
+			}
+			i--
+			dAtA[i] = 0xa
+		}
+	}
+	return len(dAtA) - i, nil
+}
+
+func (m *QueryForksRequest) Marshal() (dAtA []byte, err error) {
+	size := m.Size()
+	dAtA = make([]byte, size)
+	n, err := m.MarshalToSizedBuffer(dAtA[:size])
+	if err != nil {
+		return nil, err
+	}
+	return dAtA[:n], nil
+}
+
+func (m *QueryForksRequest) MarshalTo(dAtA []byte) (int, error) {
+	size := m.Size()
+	return m.MarshalToSizedBuffer(dAtA[:size])
+}
+
+func (m *QueryForksRequest) MarshalToSizedBuffer(dAtA []byte) (int, error) {
+	i := len(dAtA)
+	_ = i
+	var l int
+	_ = l
+	if m.Pagination != nil {
+		{
+			size, err := m.Pagination.MarshalToSizedBuffer(dAtA[:i])
+			if err != nil {
+				return 0, err
+			}
+			i -= size
+			i = encodeVarintQuery(dAtA, i, uint64(size))
+		}
+		i--
+		dAtA[i] = 0xa
+	}
+	return len(dAtA) - i, nil
+}
+
+func (m *QueryForksResponse) Marshal() (dAtA []byte, err error) {
+	size := m.Size()
+	dAtA = make([]byte, size)
+	n, err := m.MarshalToSizedBuffer(dAtA[:size])
+	if err != nil {
+		return nil, err
+	}
+	return dAtA[:n], nil
+}
+
+func (m *QueryForksResponse) MarshalTo(dAtA []byte) (int, error) {
+	size := m.Size()
+	return m.MarshalToSizedBuffer(dAtA[:size])
+}
+
+func (m *QueryForksResponse) MarshalToSizedBuffer(dAtA []byte) (int, error) {
+	i := len(dAtA)
+	_ = i
+	var l int
+	_ = l
+	if m.Pagination != nil {
+		{
+			size, err := m.Pagination.MarshalToSizedBuffer(dAtA[:i])
+			if err != nil {
+				return 0, err
+			}
+			i -= size
+			i = encodeVarintQuery(dAtA, i, uint64(size))
+		}
+		i--
+		dAtA[i] = 0x12
+	}
+	if len(m.Forks) > 0 {
+		for iNdEx := len(m.Forks) - 1; iNdEx >= 0; iNdEx-- {
+			{
+				size, err := m.Forks[iNdEx].MarshalToSizedBuffer(dAtA[:i])
+				if err != nil {
+					return 0, err
+				}
+				i -= size
+				i = encodeVarintQuery(dAtA, i, uint64(size))
+			}
+			i--
+			dAtA[i] = 0xa
+		}
+	}
+	return len(dAtA) - i, nil
+}
+
+func (m *QueryOwnHashRequest) Marshal() (dAtA []byte, err error) {
+	size := m.Size()
+	dAtA = make([]byte, size)
+	n, err := m.MarshalToSizedBuffer(dAtA[:size])
+	if err != nil {
+		return nil, err
+	}
+	return dAtA[:n], nil
+}
+
+func (m *QueryOwnHashRequest) MarshalTo(dAtA []byte) (int, error) {
+	size := m.Size()
+	return m.MarshalToSizedBuffer(dAtA[:size])
+}
+
+func (m *QueryOwnHashRequest) MarshalToSizedBuffer(dAtA []byte) (int, error) {
+	i := len(dAtA)
+	_ = i
+	var l int
+	_ = l
+	if m.Height != 0 {
+		i = encodeVarintQuery(dAtA, i, uint64(m.Height))
+		i--
+		dAtA[i] = 0x8
+	}
+	return len(dAtA) - i, nil
+}
+
+func (m *QueryOwnHashResponse) Marshal() (dAtA []byte, err error) {
+	size := m.Size()
+	dAtA = make([]byte, size)
+	n, err := m.MarshalToSizedBuffer(dAtA[:size])
+	if err != nil {
+		return nil, err
+	}
+	return dAtA[:n], nil
+}
+
+func (m *QueryOwnHashResponse) MarshalTo(dAtA []byte) (int, error) {
+	size := m.Size()
+	return m.MarshalToSizedBuffer(dAtA[:size])
+}
+
+func (m *QueryOwnHashResponse) MarshalToSizedBuffer(dAtA []byte) (int, error) {
+	i := len(dAtA)
+	_ = i
+	var l int
+	_ = l
+	if len(m.Hash) > 0 {
+		i -= len(m.Hash)
+		copy(dAtA[i:], m.Hash)
+		i = encodeVarintQuery(dAtA, i, uint64(len(m.Hash)))
+		i--
+		dAtA[i] = 0xa
+	}
+	return len(dAtA) - i, nil
+}
+
 func encodeVarintQuery(dAtA []byte, offset int, v uint64) int {
 	offset -= sovQuery(v)
 	base := offset
@@ -1613,6 +2288,99 @@ func (m *QueryConflictsResponse) Size() (n int) {
 			l = e.Size()
 			n += 1 + l + sovQuery(uint64(l))
 		}
+	}
+	return n
+}
+
+func (m *QueryHoldsRequest) Size() (n int) {
+	if m == nil {
+		return 0
+	}
+	var l int
+	_ = l
+	if m.Pagination != nil {
+		l = m.Pagination.Size()
+		n += 1 + l + sovQuery(uint64(l))
+	}
+	return n
+}
+
+func (m *QueryHoldsResponse) Size() (n int) {
+	if m == nil {
+		return 0
+	}
+	var l int
+	_ = l
+	if len(m.Holds) > 0 {
+		for _, e := range m.Holds {
+			l = e.Size()
+			n += 1 + l + sovQuery(uint64(l))
+		}
+	}
+	if m.Pagination != nil {
+		l = m.Pagination.Size()
+		n += 1 + l + sovQuery(uint64(l))
+	}
+	if m.OwnTimestamp != nil {
+		l = m.OwnTimestamp.Size()
+		n += 1 + l + sovQuery(uint64(l))
+	}
+	return n
+}
+
+func (m *QueryForksRequest) Size() (n int) {
+	if m == nil {
+		return 0
+	}
+	var l int
+	_ = l
+	if m.Pagination != nil {
+		l = m.Pagination.Size()
+		n += 1 + l + sovQuery(uint64(l))
+	}
+	return n
+}
+
+func (m *QueryForksResponse) Size() (n int) {
+	if m == nil {
+		return 0
+	}
+	var l int
+	_ = l
+	if len(m.Forks) > 0 {
+		for _, e := range m.Forks {
+			l = e.Size()
+			n += 1 + l + sovQuery(uint64(l))
+		}
+	}
+	if m.Pagination != nil {
+		l = m.Pagination.Size()
+		n += 1 + l + sovQuery(uint64(l))
+	}
+	return n
+}
+
+func (m *QueryOwnHashRequest) Size() (n int) {
+	if m == nil {
+		return 0
+	}
+	var l int
+	_ = l
+	if m.Height != 0 {
+		n += 1 + sovQuery(uint64(m.Height))
+	}
+	return n
+}
+
+func (m *QueryOwnHashResponse) Size() (n int) {
+	if m == nil {
+		return 0
+	}
+	var l int
+	_ = l
+	l = len(m.Hash)
+	if l > 0 {
+		n += 1 + l + sovQuery(uint64(l))
 	}
 	return n
 }
@@ -2667,6 +3435,607 @@ func (m *QueryConflictsResponse) Unmarshal(dAtA []byte) error {
 			m.Conflicts = append(m.Conflicts, Conflict{})
 			if err := m.Conflicts[len(m.Conflicts)-1].Unmarshal(dAtA[iNdEx:postIndex]); err != nil {
 				return err
+			}
+			iNdEx = postIndex
+		default:
+			iNdEx = preIndex
+			skippy, err := skipQuery(dAtA[iNdEx:])
+			if err != nil {
+				return err
+			}
+			if (skippy < 0) || (iNdEx+skippy) < 0 {
+				return ErrInvalidLengthQuery
+			}
+			if (iNdEx + skippy) > l {
+				return io.ErrUnexpectedEOF
+			}
+			iNdEx += skippy
+		}
+	}
+
+	if iNdEx > l {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
+}
+func (m *QueryHoldsRequest) Unmarshal(dAtA []byte) error {
+	l := len(dAtA)
+	iNdEx := 0
+	for iNdEx < l {
+		preIndex := iNdEx
+		var wire uint64
+		for shift := uint(0); ; shift += 7 {
+			if shift >= 64 {
+				return ErrIntOverflowQuery
+			}
+			if iNdEx >= l {
+				return io.ErrUnexpectedEOF
+			}
+			b := dAtA[iNdEx]
+			iNdEx++
+			wire |= uint64(b&0x7F) << shift
+			if b < 0x80 {
+				break
+			}
+		}
+		fieldNum := int32(wire >> 3)
+		wireType := int(wire & 0x7)
+		if wireType == 4 {
+			return fmt.Errorf("proto: QueryHoldsRequest: wiretype end group for non-group")
+		}
+		if fieldNum <= 0 {
+			return fmt.Errorf("proto: QueryHoldsRequest: illegal tag %d (wire type %d)", fieldNum, wire)
+		}
+		switch fieldNum {
+		case 1:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Pagination", wireType)
+			}
+			var msglen int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowQuery
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				msglen |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			if msglen < 0 {
+				return ErrInvalidLengthQuery
+			}
+			postIndex := iNdEx + msglen
+			if postIndex < 0 {
+				return ErrInvalidLengthQuery
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			if m.Pagination == nil {
+				m.Pagination = &query.PageRequest{}
+			}
+			if err := m.Pagination.Unmarshal(dAtA[iNdEx:postIndex]); err != nil {
+				return err
+			}
+			iNdEx = postIndex
+		default:
+			iNdEx = preIndex
+			skippy, err := skipQuery(dAtA[iNdEx:])
+			if err != nil {
+				return err
+			}
+			if (skippy < 0) || (iNdEx+skippy) < 0 {
+				return ErrInvalidLengthQuery
+			}
+			if (iNdEx + skippy) > l {
+				return io.ErrUnexpectedEOF
+			}
+			iNdEx += skippy
+		}
+	}
+
+	if iNdEx > l {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
+}
+func (m *QueryHoldsResponse) Unmarshal(dAtA []byte) error {
+	l := len(dAtA)
+	iNdEx := 0
+	for iNdEx < l {
+		preIndex := iNdEx
+		var wire uint64
+		for shift := uint(0); ; shift += 7 {
+			if shift >= 64 {
+				return ErrIntOverflowQuery
+			}
+			if iNdEx >= l {
+				return io.ErrUnexpectedEOF
+			}
+			b := dAtA[iNdEx]
+			iNdEx++
+			wire |= uint64(b&0x7F) << shift
+			if b < 0x80 {
+				break
+			}
+		}
+		fieldNum := int32(wire >> 3)
+		wireType := int(wire & 0x7)
+		if wireType == 4 {
+			return fmt.Errorf("proto: QueryHoldsResponse: wiretype end group for non-group")
+		}
+		if fieldNum <= 0 {
+			return fmt.Errorf("proto: QueryHoldsResponse: illegal tag %d (wire type %d)", fieldNum, wire)
+		}
+		switch fieldNum {
+		case 1:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Holds", wireType)
+			}
+			var msglen int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowQuery
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				msglen |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			if msglen < 0 {
+				return ErrInvalidLengthQuery
+			}
+			postIndex := iNdEx + msglen
+			if postIndex < 0 {
+				return ErrInvalidLengthQuery
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.Holds = append(m.Holds, Hold{})
+			if err := m.Holds[len(m.Holds)-1].Unmarshal(dAtA[iNdEx:postIndex]); err != nil {
+				return err
+			}
+			iNdEx = postIndex
+		case 2:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Pagination", wireType)
+			}
+			var msglen int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowQuery
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				msglen |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			if msglen < 0 {
+				return ErrInvalidLengthQuery
+			}
+			postIndex := iNdEx + msglen
+			if postIndex < 0 {
+				return ErrInvalidLengthQuery
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			if m.Pagination == nil {
+				m.Pagination = &query.PageResponse{}
+			}
+			if err := m.Pagination.Unmarshal(dAtA[iNdEx:postIndex]); err != nil {
+				return err
+			}
+			iNdEx = postIndex
+		case 3:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field OwnTimestamp", wireType)
+			}
+			var msglen int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowQuery
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				msglen |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			if msglen < 0 {
+				return ErrInvalidLengthQuery
+			}
+			postIndex := iNdEx + msglen
+			if postIndex < 0 {
+				return ErrInvalidLengthQuery
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			if m.OwnTimestamp == nil {
+				m.OwnTimestamp = &VerifiedTimestamp{}
+			}
+			if err := m.OwnTimestamp.Unmarshal(dAtA[iNdEx:postIndex]); err != nil {
+				return err
+			}
+			iNdEx = postIndex
+		default:
+			iNdEx = preIndex
+			skippy, err := skipQuery(dAtA[iNdEx:])
+			if err != nil {
+				return err
+			}
+			if (skippy < 0) || (iNdEx+skippy) < 0 {
+				return ErrInvalidLengthQuery
+			}
+			if (iNdEx + skippy) > l {
+				return io.ErrUnexpectedEOF
+			}
+			iNdEx += skippy
+		}
+	}
+
+	if iNdEx > l {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
+}
+func (m *QueryForksRequest) Unmarshal(dAtA []byte) error {
+	l := len(dAtA)
+	iNdEx := 0
+	for iNdEx < l {
+		preIndex := iNdEx
+		var wire uint64
+		for shift := uint(0); ; shift += 7 {
+			if shift >= 64 {
+				return ErrIntOverflowQuery
+			}
+			if iNdEx >= l {
+				return io.ErrUnexpectedEOF
+			}
+			b := dAtA[iNdEx]
+			iNdEx++
+			wire |= uint64(b&0x7F) << shift
+			if b < 0x80 {
+				break
+			}
+		}
+		fieldNum := int32(wire >> 3)
+		wireType := int(wire & 0x7)
+		if wireType == 4 {
+			return fmt.Errorf("proto: QueryForksRequest: wiretype end group for non-group")
+		}
+		if fieldNum <= 0 {
+			return fmt.Errorf("proto: QueryForksRequest: illegal tag %d (wire type %d)", fieldNum, wire)
+		}
+		switch fieldNum {
+		case 1:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Pagination", wireType)
+			}
+			var msglen int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowQuery
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				msglen |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			if msglen < 0 {
+				return ErrInvalidLengthQuery
+			}
+			postIndex := iNdEx + msglen
+			if postIndex < 0 {
+				return ErrInvalidLengthQuery
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			if m.Pagination == nil {
+				m.Pagination = &query.PageRequest{}
+			}
+			if err := m.Pagination.Unmarshal(dAtA[iNdEx:postIndex]); err != nil {
+				return err
+			}
+			iNdEx = postIndex
+		default:
+			iNdEx = preIndex
+			skippy, err := skipQuery(dAtA[iNdEx:])
+			if err != nil {
+				return err
+			}
+			if (skippy < 0) || (iNdEx+skippy) < 0 {
+				return ErrInvalidLengthQuery
+			}
+			if (iNdEx + skippy) > l {
+				return io.ErrUnexpectedEOF
+			}
+			iNdEx += skippy
+		}
+	}
+
+	if iNdEx > l {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
+}
+func (m *QueryForksResponse) Unmarshal(dAtA []byte) error {
+	l := len(dAtA)
+	iNdEx := 0
+	for iNdEx < l {
+		preIndex := iNdEx
+		var wire uint64
+		for shift := uint(0); ; shift += 7 {
+			if shift >= 64 {
+				return ErrIntOverflowQuery
+			}
+			if iNdEx >= l {
+				return io.ErrUnexpectedEOF
+			}
+			b := dAtA[iNdEx]
+			iNdEx++
+			wire |= uint64(b&0x7F) << shift
+			if b < 0x80 {
+				break
+			}
+		}
+		fieldNum := int32(wire >> 3)
+		wireType := int(wire & 0x7)
+		if wireType == 4 {
+			return fmt.Errorf("proto: QueryForksResponse: wiretype end group for non-group")
+		}
+		if fieldNum <= 0 {
+			return fmt.Errorf("proto: QueryForksResponse: illegal tag %d (wire type %d)", fieldNum, wire)
+		}
+		switch fieldNum {
+		case 1:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Forks", wireType)
+			}
+			var msglen int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowQuery
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				msglen |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			if msglen < 0 {
+				return ErrInvalidLengthQuery
+			}
+			postIndex := iNdEx + msglen
+			if postIndex < 0 {
+				return ErrInvalidLengthQuery
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.Forks = append(m.Forks, Fork{})
+			if err := m.Forks[len(m.Forks)-1].Unmarshal(dAtA[iNdEx:postIndex]); err != nil {
+				return err
+			}
+			iNdEx = postIndex
+		case 2:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Pagination", wireType)
+			}
+			var msglen int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowQuery
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				msglen |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			if msglen < 0 {
+				return ErrInvalidLengthQuery
+			}
+			postIndex := iNdEx + msglen
+			if postIndex < 0 {
+				return ErrInvalidLengthQuery
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			if m.Pagination == nil {
+				m.Pagination = &query.PageResponse{}
+			}
+			if err := m.Pagination.Unmarshal(dAtA[iNdEx:postIndex]); err != nil {
+				return err
+			}
+			iNdEx = postIndex
+		default:
+			iNdEx = preIndex
+			skippy, err := skipQuery(dAtA[iNdEx:])
+			if err != nil {
+				return err
+			}
+			if (skippy < 0) || (iNdEx+skippy) < 0 {
+				return ErrInvalidLengthQuery
+			}
+			if (iNdEx + skippy) > l {
+				return io.ErrUnexpectedEOF
+			}
+			iNdEx += skippy
+		}
+	}
+
+	if iNdEx > l {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
+}
+func (m *QueryOwnHashRequest) Unmarshal(dAtA []byte) error {
+	l := len(dAtA)
+	iNdEx := 0
+	for iNdEx < l {
+		preIndex := iNdEx
+		var wire uint64
+		for shift := uint(0); ; shift += 7 {
+			if shift >= 64 {
+				return ErrIntOverflowQuery
+			}
+			if iNdEx >= l {
+				return io.ErrUnexpectedEOF
+			}
+			b := dAtA[iNdEx]
+			iNdEx++
+			wire |= uint64(b&0x7F) << shift
+			if b < 0x80 {
+				break
+			}
+		}
+		fieldNum := int32(wire >> 3)
+		wireType := int(wire & 0x7)
+		if wireType == 4 {
+			return fmt.Errorf("proto: QueryOwnHashRequest: wiretype end group for non-group")
+		}
+		if fieldNum <= 0 {
+			return fmt.Errorf("proto: QueryOwnHashRequest: illegal tag %d (wire type %d)", fieldNum, wire)
+		}
+		switch fieldNum {
+		case 1:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Height", wireType)
+			}
+			m.Height = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowQuery
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.Height |= int64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+		default:
+			iNdEx = preIndex
+			skippy, err := skipQuery(dAtA[iNdEx:])
+			if err != nil {
+				return err
+			}
+			if (skippy < 0) || (iNdEx+skippy) < 0 {
+				return ErrInvalidLengthQuery
+			}
+			if (iNdEx + skippy) > l {
+				return io.ErrUnexpectedEOF
+			}
+			iNdEx += skippy
+		}
+	}
+
+	if iNdEx > l {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
+}
+func (m *QueryOwnHashResponse) Unmarshal(dAtA []byte) error {
+	l := len(dAtA)
+	iNdEx := 0
+	for iNdEx < l {
+		preIndex := iNdEx
+		var wire uint64
+		for shift := uint(0); ; shift += 7 {
+			if shift >= 64 {
+				return ErrIntOverflowQuery
+			}
+			if iNdEx >= l {
+				return io.ErrUnexpectedEOF
+			}
+			b := dAtA[iNdEx]
+			iNdEx++
+			wire |= uint64(b&0x7F) << shift
+			if b < 0x80 {
+				break
+			}
+		}
+		fieldNum := int32(wire >> 3)
+		wireType := int(wire & 0x7)
+		if wireType == 4 {
+			return fmt.Errorf("proto: QueryOwnHashResponse: wiretype end group for non-group")
+		}
+		if fieldNum <= 0 {
+			return fmt.Errorf("proto: QueryOwnHashResponse: illegal tag %d (wire type %d)", fieldNum, wire)
+		}
+		switch fieldNum {
+		case 1:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Hash", wireType)
+			}
+			var byteLen int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowQuery
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				byteLen |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			if byteLen < 0 {
+				return ErrInvalidLengthQuery
+			}
+			postIndex := iNdEx + byteLen
+			if postIndex < 0 {
+				return ErrInvalidLengthQuery
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.Hash = append(m.Hash[:0], dAtA[iNdEx:postIndex]...)
+			if m.Hash == nil {
+				m.Hash = []byte{}
 			}
 			iNdEx = postIndex
 		default:

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cosmos/cosmos-sdk/client"
 	"github.com/cosmos/cosmos-sdk/client/flags"
+	"github.com/cosmos/cosmos-sdk/types/query"
 
 	"example.invalid/btcts/consumer/x/btcts/types"
 )
@@ -20,7 +21,7 @@ import (
 func GetQueryCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:                        types.ModuleName,
-		Short:                      "Query the btcts module: trusted Bitcoin headers and verified timestamps",
+		Short:                      "Query the btcts module: trusted Bitcoin headers, verified timestamps, held unbondings",
 		DisableFlagParsing:         true,
 		SuggestionsMinimumDistance: 2,
 		RunE:                       client.ValidateCmd,
@@ -62,6 +63,22 @@ func GetQueryCmd() *cobra.Command {
 			func(c *cobra.Command, q types.QueryClient, args []string) (printable, error) {
 				return q.Conflicts(c.Context(), &types.QueryConflictsRequest{ChainId: args[0]})
 			}),
+		pagedQueryCmd("holds", "Unbondings on hold, and the timestamp of this chain that releases them",
+			func(c *cobra.Command, q types.QueryClient, page *query.PageRequest) (printable, error) {
+				return q.Holds(c.Context(), &types.QueryHoldsRequest{Pagination: page})
+			}),
+		pagedQueryCmd("forks", "Timestamps of this chain whose block hash is not the chain's own",
+			func(c *cobra.Command, q types.QueryClient, page *query.PageRequest) (printable, error) {
+				return q.Forks(c.Context(), &types.QueryForksRequest{Pagination: page})
+			}),
+		queryCmd("own-hash [height]", "This chain's own block hash at a height, as x/btcts keeps it", cobra.ExactArgs(1),
+			func(c *cobra.Command, q types.QueryClient, args []string) (printable, error) {
+				height, err := strconv.ParseInt(args[0], 10, 64)
+				if err != nil {
+					return nil, fmt.Errorf("height %q: %w", args[0], err)
+				}
+				return q.OwnHash(c.Context(), &types.QueryOwnHashRequest{Height: height})
+			}),
 	)
 	return cmd
 }
@@ -90,5 +107,21 @@ func queryCmd(
 		},
 	}
 	flags.AddQueryFlagsToCmd(cmd)
+	return cmd
+}
+
+// pagedQueryCmd is a query without arguments and with pagination flags.
+func pagedQueryCmd(
+	use, short string,
+	run func(*cobra.Command, types.QueryClient, *query.PageRequest) (printable, error),
+) *cobra.Command {
+	cmd := queryCmd(use, short, cobra.NoArgs, func(c *cobra.Command, q types.QueryClient, _ []string) (printable, error) {
+		page, err := client.ReadPageRequest(c.Flags())
+		if err != nil {
+			return nil, err
+		}
+		return run(c, q, page)
+	})
+	flags.AddPaginationFlagsToCmd(cmd, use)
 	return cmd
 }

@@ -23,6 +23,9 @@ func TestQueryCommands(t *testing.T) {
 		{"timestamp", [][]string{{"cosmoshub-4", "7"}}, [][]string{{"cosmoshub-4"}}},
 		{"latest-timestamps", [][]string{{}}, [][]string{{"x"}}},
 		{"conflicts", [][]string{{"cosmoshub-4"}}, [][]string{{}}},
+		{"holds", [][]string{{}}, [][]string{{"x"}}},
+		{"forks", [][]string{{}}, [][]string{{"1"}}},
+		{"own-hash", [][]string{{"12"}}, [][]string{{}, {"1", "2"}}},
 	}
 	var names []string
 	for _, c := range root.Commands() {
@@ -35,6 +38,9 @@ func TestQueryCommands(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, tc.name, cmd.Name())
 			require.NotNil(t, cmd.Flags().Lookup("node"), "query flags")
+			if tc.name == "holds" || tc.name == "forks" {
+				require.NotNil(t, cmd.Flags().Lookup("limit"), "pagination flags")
+			}
 			for _, args := range tc.ok {
 				require.NoError(t, cmd.Args(cmd, args), "%v", args)
 			}
