@@ -515,6 +515,32 @@ fn ibc_go_verifies_refuses_follows_rotates_and_freezes() -> Result<()> {
         sent.headers.len()
     );
 
+    // A Bitcoin reorg leaves the consumer's newest headers on a stale
+    // branch: the relay walks back to the header both still share, and the
+    // longer branch replaces them.
+    let stale_tip = env.trusted_height()?;
+    env.node.reorg(2)?;
+    env.submit("chain-b", 50..=50)?;
+    env.anchor(K)?;
+    env.settle(&mut relay)?;
+    ensure!(env
+        .latest("chain-b")?
+        .is_some_and(|t| num(&t["height"]).ok() == Some(50)));
+    let last = relay
+        .store()
+        .packets(0, 100)?
+        .into_iter()
+        .last()
+        .context("packet")?;
+    let (_, data) = relay.store().packet(last.sequence)?.context("stored")?;
+    let sent = TimestampPacket::decode(data.as_slice())?;
+    ensure!(
+        sent.first_height == stale_tip - 1,
+        "starts after the last shared header: {} vs tip {stale_tip}",
+        sent.first_height
+    );
+    ensure!(env.trusted_height()? == rpc.chain_info()?.tip_height);
+
     // Key rotation: accepted by ibc-go's client; later packets verify.
     relay.rotate_key(key(2))?;
     env.submit("chain-a", 30..=30)?;
@@ -586,6 +612,6 @@ fn ibc_go_verifies_refuses_follows_rotates_and_freezes() -> Result<()> {
     }
     ensure!(env
         .latest("chain-b")?
-        .is_some_and(|t| num(&t["height"]).ok() == Some(10)));
+        .is_some_and(|t| num(&t["height"]).ok() == Some(50)));
     Ok(())
 }
