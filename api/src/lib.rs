@@ -6,6 +6,7 @@ mod calendar;
 pub mod config;
 mod dev;
 pub mod error;
+mod feed_cmd;
 pub mod ibc;
 mod proof_cmd;
 mod routes;
@@ -57,6 +58,10 @@ enum Command {
     /// and channel; show its delivery status.
     #[command(subcommand)]
     Ibc(ibc::IbcCommand),
+    /// Feed a Cosmos chain's blocks to btcts: follow its node over gRPC and
+    /// submit each block (height, header hash, validators hash), resuming
+    /// from a cursor file; `--status` shows the cursor and the lag.
+    Feed(feed_cmd::FeedArgs),
 }
 
 /// Arguments of `btcts serve`.
@@ -116,6 +121,7 @@ where
         Command::Dev(args) => report(dev::run(&args, out), err),
         Command::Proof(args) => report(proof_cmd::run(&args, out), err),
         Command::Ibc(command) => report(ibc::run(&command, out), err),
+        Command::Feed(args) => report(feed_cmd::run(&args, out), err),
         Command::Token(TokenCommand::New { chain }) => {
             report(token_new(chain.as_deref(), out), err)
         }
