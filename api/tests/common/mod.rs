@@ -39,14 +39,28 @@ pub fn free_port() -> Result<u16> {
 
 /// A configuration for `node` on `port`: chains chain-0..2 with tokens token-0..2.
 pub fn write_config(dir: &Path, node: &RegtestNode, port: u16) -> Result<PathBuf> {
+    let names: Vec<(String, String)> = (0..3)
+        .map(|i| (format!("chain-{i}"), format!("token-{i}")))
+        .collect();
+    let names: Vec<(&str, &str)> = names
+        .iter()
+        .map(|(c, t)| (c.as_str(), t.as_str()))
+        .collect();
+    write_config_for(dir, node, port, &names)
+}
+
+/// A configuration for `node` on `port` accepting records of each
+/// `(chain, token)`.
+pub fn write_config_for(
+    dir: &Path,
+    node: &RegtestNode,
+    port: u16,
+    chains: &[(&str, &str)],
+) -> Result<PathBuf> {
     let (user, pass) = node.credentials();
-    let chains: String = (0..3)
-        .map(|i| {
-            format!(
-                "\"chain-{i}\" = [\"{}\"]\n",
-                hex(&TokenHash::of(&format!("token-{i}")).0)
-            )
-        })
+    let chains: String = chains
+        .iter()
+        .map(|(chain, token)| format!("\"{chain}\" = [\"{}\"]\n", hex(&TokenHash::of(token).0)))
         .collect();
     let config = format!(
         "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{data}\"\nnetwork = \"litecoin-regtest\"\nconfirmations = {K}\n\
@@ -109,12 +123,30 @@ pub async fn submit(
     heights: std::ops::Range<u64>,
     tag: u8,
 ) -> Result<Vec<String>> {
+    submit_as(
+        d,
+        &format!("chain-{chain}"),
+        &format!("token-{chain}"),
+        heights,
+        tag,
+    )
+    .await
+}
+
+/// Submits heights of `chain` with `token`; returns the ids.
+pub async fn submit_as(
+    d: &Daemon,
+    chain: &str,
+    token: &str,
+    heights: std::ops::Range<u64>,
+    tag: u8,
+) -> Result<Vec<String>> {
     let blocks: Vec<Value> = heights
         .map(|h| json!({ "height": h, "block_hash": format!("{:016x}{:02x}", h, tag).repeat(4)[..64].to_string(), "staker_set_digest": "cd".repeat(32) }))
         .collect();
     let r = reqwest::Client::new()
-        .post(format!("{}/v1/chains/chain-{chain}/blocks", d.url))
-        .bearer_auth(format!("token-{chain}"))
+        .post(format!("{}/v1/chains/{chain}/blocks", d.url))
+        .bearer_auth(token)
         .json(&json!({ "blocks": blocks }))
         .send()
         .await?;
