@@ -24,12 +24,12 @@ func (q queryServer) Holds(ctx context.Context, req *types.QueryHoldsRequest) (*
 		return nil, status.Error(codes.Internal, err.Error())
 	}
 	res := &types.QueryHoldsResponse{Holds: holds, Pagination: page}
-	own, err := q.k.OwnTimestamp.Get(ctx)
-	switch {
-	case err == nil:
-		res.OwnTimestamp = &own
-	case !errors.Is(err, collections.ErrNotFound):
+	own, found, err := getOptional(ctx, q.k.OwnTimestamp)
+	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
+	}
+	if found {
+		res.OwnTimestamp = &own
 	}
 	return res, nil
 }

@@ -56,11 +56,11 @@ func (k Keeper) EndBlock(ctx sdk.Context) error {
 	if err != nil {
 		return err
 	}
-	own, err := k.OwnTimestamp.Get(ctx)
-	hasOwn := err == nil && own.Depth >= params.K
-	if err != nil && !errors.Is(err, collections.ErrNotFound) {
+	own, hasOwn, err := getOptional(ctx, k.OwnTimestamp)
+	if err != nil {
 		return fmt.Errorf("read own timestamp: %w", err)
 	}
+	hasOwn = hasOwn && own.Depth >= params.K
 	now := ctx.BlockTime()
 	var byTimestamp, byMaxHold []types.Hold
 	err = k.Holds.Walk(ctx, nil, func(_ collections.Pair[int64, uint64], h types.Hold) (bool, error) {
@@ -124,11 +124,11 @@ func (k Keeper) checkOwnTimestamp(ctx sdk.Context, ts types.VerifiedTimestamp, m
 	if ts.Depth < minDepth {
 		return nil
 	}
-	best, err := k.OwnTimestamp.Get(ctx)
-	if err != nil && !errors.Is(err, collections.ErrNotFound) {
+	best, found, err := getOptional(ctx, k.OwnTimestamp)
+	if err != nil {
 		return fmt.Errorf("read own timestamp: %w", err)
 	}
-	if err != nil || ts.Height > best.Height || (ts.Height == best.Height && ts.Depth > best.Depth) {
+	if !found || ts.Height > best.Height || (ts.Height == best.Height && ts.Depth > best.Depth) {
 		if err := k.OwnTimestamp.Set(ctx, ts); err != nil {
 			return fmt.Errorf("write own timestamp: %w", err)
 		}
