@@ -1,0 +1,327 @@
+//! Fast unbonding end to end, all over sockets: a real consumer chain
+//! (`btcts-consumerd` with `x/btcts`, a 2 s staking `unbonding_time`) feeds
+//! its own blocks to the `btcts` daemon with `btcts feed`; btcts anchors them
+//! in litecoind regtest and delivers the proofs over IBC; `x/btcts` holds
+//! every unbonding and releases it once a timestamp of the chain's own block
+//! at or above the unbonding's height is k deep. A conflicting hash
+//! timestamped for the chain releases nothing and is reported as a fork.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use bitcoin::secp256k1::{Secp256k1, SecretKey};
+use btc_submitter::BitcoinNode;
+use btcts_api::auth::TokenHash;
+use btcts_tests::chain::{btcts_genesis, ChainOptions, ConsumerChain};
+use btcts_tests::node::RegtestNode;
+use btcts_tests::scenarios::TestChain;
+use serde_json::Value;
+
+mod common;
+use common::*;
+
+const CHAIN: &str = "consumer-1";
+const TOKEN: &str = "consumer-token";
+const AMOUNT: u128 = 5_000_000;
+
+fn relayer() -> String {
+    let key = SecretKey::from_slice(&[0x31; 32]).expect("valid key");
+    ibc_relay::cosmos::address(&key.public_key(&Secp256k1::new()), "cosmos").expect("address")
+}
+
+/// A JSON number the SDK's CLI may print as a string.
+fn num(v: &Value) -> u64 {
+    match v {
+        Value::String(s) => s.parse().unwrap_or(0),
+        Value::Number(n) => n.as_u64().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// litecoind, the consumer chain, and btcts set up to deliver to it.
+struct World {
+    node: RegtestNode,
+    chain: ConsumerChain,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    port: u16,
+    daemon: Option<Daemon>,
+    feeder: Option<Child>,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if let Some(f) = self.feeder.as_mut() {
+            let _ = f.kill();
+            let _ = f.wait();
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn world(max_hold: Duration) -> Result<World> {
+    let node = RegtestNode::start()?;
+    let rpc = node.node()?;
+    let height = rpc.chain_info()?.tip_height;
+    let header = rpc.header(&rpc.block_hash_at(height)?.context("tip")?)?;
+    let mut genesis = btcts_genesis(
+        "litecoin-regtest",
+        &[CHAIN],
+        K as u32,
+        height,
+        &bitcoin::consensus::serialize(&header)
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("80 bytes"))?,
+    );
+    genesis["params"]["max_hold"] = Value::String(format!("{}s", max_hold.as_secs()));
+    let chain = ConsumerChain::start(
+        ChainOptions {
+            chain_id: CHAIN.into(),
+            btcts_genesis: Some(genesis),
+            unbonding_time: Some(Duration::from_secs(2)),
+            ..ChainOptions::default()
+        }
+        .fund(&relayer(), 100_000_000_000),
+    )?;
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let config = write_config(dir.path(), &node, port)?;
+    std::fs::write(dir.path().join("solo.key"), "30".repeat(32))?;
+    std::fs::write(dir.path().join("account.key"), "31".repeat(32))?;
+    std::fs::write(dir.path().join("feed.token"), TOKEN)?;
+    let mut text = std::fs::read_to_string(&config)?;
+    // Still inside `[auth.chains]`, the last table write_config writes.
+    text.push_str(&format!(
+        "\"{CHAIN}\" = [\"{}\"]\n[ibc]\nkey_file = \"{}\"\npoll_ms = 200\n\
+         [ibc.chains.{CHAIN}]\ngrpc = \"{}\"\naccount_key_file = \"{}\"\ncheckpoint_height = {height}\n\
+         gas_price = \"0.0025\"\ngas_limit = 4000000\n",
+        hex(&TokenHash::of(TOKEN).0),
+        dir.path().join("solo.key").display(),
+        chain.grpc_url(),
+        dir.path().join("account.key").display(),
+    ));
+    std::fs::write(&config, text)?;
+    let out = Command::new(env!("CARGO_BIN_EXE_btcts"))
+        .args(["ibc", "setup", "--chain", CHAIN, "--config"])
+        .arg(&config)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "setup: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut w = World {
+        node,
+        chain,
+        dir,
+        config,
+        port,
+        daemon: None,
+        feeder: None,
+    };
+    w.start_btcts().await?;
+    w.start_feeder()?;
+    Ok(w)
+}
+
+impl World {
+    async fn start_btcts(&mut self) -> Result<()> {
+        let log = self.dir.path().join("btcts.log");
+        self.daemon = Some(start(&self.config, self.port, &log).await?);
+        Ok(())
+    }
+
+    fn start_feeder(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("feed.log"))?;
+        let child = Command::new(env!("CARGO_BIN_EXE_btcts"))
+            .args([
+                "feed",
+                "--chain-id",
+                CHAIN,
+                "--grpc",
+                &self.chain.grpc_url(),
+            ])
+            .args(["--btcts", &format!("http://127.0.0.1:{}", self.port)])
+            .arg("--token-file")
+            .arg(self.dir.path().join("feed.token"))
+            .arg("--state-dir")
+            .arg(self.dir.path().join("feed"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        self.feeder = Some(child);
+        Ok(())
+    }
+
+    fn stop_feeder(&mut self) {
+        if let Some(mut f) = self.feeder.take() {
+            let _ = f.kill();
+            let _ = f.wait();
+        }
+    }
+
+    fn validator(&self) -> Result<String> {
+        let v = self.chain.query(&["staking", "validators"])?;
+        Ok(v["validators"][0]["operator_address"]
+            .as_str()
+            .context("a validator")?
+            .to_owned())
+    }
+
+    /// The chain's pending holds, as (unbonding id, height).
+    fn holds(&self) -> Result<Vec<(u64, u64)>> {
+        let v = self.chain.query(&["btcts", "holds"])?;
+        Ok(v["holds"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|h| (num(&h["unbonding_id"]), num(&h["height"])))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Unbonds `AMOUNT` from the validator; the transaction's height.
+    fn unbond(&self) -> Result<u64> {
+        let r = self.chain.tx(&[
+            "staking",
+            "unbond",
+            &self.validator()?,
+            &format!("{AMOUNT}stake"),
+        ])?;
+        Ok(num(&r["height"]))
+    }
+
+    fn balance(&self) -> Result<u128> {
+        self.chain.balance(self.chain.validator_address(), "stake")
+    }
+
+    /// Whether btcts has the chain's block at `height` (the feeder got there).
+    async fn fed(&self, height: u64) -> Result<bool> {
+        let d = self.daemon.as_ref().context("btcts runs")?;
+        Ok(get(d, &format!("/v1/chains/{CHAIN}/blocks/{height}"))
+            .await?
+            .0
+            == 200)
+    }
+
+    /// Mines one block at a time (waiting a few seconds after each) until
+    /// `cond`; fails after `max` blocks. Returns how many were mined.
+    async fn mine_until(
+        &self,
+        max: u64,
+        what: &str,
+        cond: impl Fn() -> Result<bool>,
+    ) -> Result<u64> {
+        let mut blocks = 0;
+        while !cond()? {
+            ensure!(
+                blocks < max,
+                "no {what} after {blocks} Bitcoin blocks; logs in {}",
+                self.dir.path().display()
+            );
+            TestChain::mine(&self.node, 1)?;
+            blocks += 1;
+            let mined = Instant::now();
+            while mined.elapsed() < Duration::from_secs(4) && !cond()? {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        Ok(blocks)
+    }
+
+    /// Waits up to `secs` for `cond`.
+    async fn wait(&self, secs: u64, what: &str, cond: impl Fn() -> Result<bool>) -> Result<()> {
+        let start = Instant::now();
+        while !cond()? {
+            ensure!(
+                start.elapsed() < Duration::from_secs(secs),
+                "timed out waiting for {what}; logs in {}",
+                self.dir.path().display()
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unbonding_is_released_k_blocks_after_its_block_is_timestamped() -> Result<()> {
+    let w = world(Duration::from_secs(3600)).await?;
+    let height = w.unbond()?;
+    let after_tx = w.balance()?;
+    let held = w.holds()?;
+    ensure!(
+        held.iter().any(|(_, h)| *h == height),
+        "held at {height}: {held:?}"
+    );
+    let start = Instant::now();
+    while !w.fed(height).await? {
+        ensure!(start.elapsed() < Duration::from_secs(30), "feeder too slow");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let fed_at = Instant::now();
+    // Mine one block at a time: the unbonding's block is anchored, buried
+    // k deep, delivered and verified; the entry is then released.
+    let released =
+        || -> Result<bool> { Ok(w.holds()?.is_empty() && w.balance()? == after_tx + AMOUNT) };
+    let blocks = w.mine_until(K + 3, "release", released).await?;
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!(
+            "fast unbonding: released {:.1} s and {blocks} Bitcoin blocks after the unbonding block was fed (k = {K})",
+            fed_at.elapsed().as_secs_f64()
+        );
+    }
+    let t = w.chain.query(&["btcts", "latest-timestamp", CHAIN])?;
+    ensure!(num(&t["timestamp"]["height"]) >= height, "{t}");
+    ensure!(num(&t["timestamp"]["depth"]) >= K, "{t}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_conflicting_hash_releases_nothing_and_is_reported_as_a_fork() -> Result<()> {
+    let mut w = world(Duration::from_secs(3600)).await?;
+    // The chain's honest blocks stop arriving; an unbonding is held.
+    w.stop_feeder();
+    let height = w.unbond()?;
+    let after_tx = w.balance()?;
+    w.chain
+        .wait_for_height(height + 3, Duration::from_secs(30))?;
+    // Someone with the chain's credential timestamps another hash for a
+    // height above the unbonding.
+    let d = w.daemon.as_ref().context("btcts")?;
+    submit_as(d, CHAIN, TOKEN, height + 2..height + 3, 0xee).await?;
+    let forked = || -> Result<bool> {
+        let f = w.chain.query(&["btcts", "forks"])?;
+        Ok(f["forks"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|f| num(&f["height"]) == height + 2)))
+    };
+    w.mine_until(K + 3, "fork on the chain", forked).await?;
+    ensure!(!w.holds()?.is_empty(), "nothing released on a fork");
+    ensure!(w.balance()? == after_tx);
+    // The honest chain's timestamps still release it.
+    w.start_feeder()?;
+    let fed = Instant::now();
+    while !w.fed(height + 3).await? {
+        ensure!(fed.elapsed() < Duration::from_secs(30), "feeder too slow");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    w.mine_until(K + 3, "release", || Ok(w.holds()?.is_empty()))
+        .await?;
+    w.wait(20, "the release", || {
+        Ok(w.holds()?.is_empty() && w.balance()? == after_tx + AMOUNT)
+    })
+    .await?;
+    Ok(())
+}
