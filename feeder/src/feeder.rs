@@ -138,7 +138,8 @@ pub struct Feeder<S, K> {
     config: Config,
     /// The next height to consider; read from the cursor on the first step.
     next: Option<Height>,
-    caught_up: bool,
+    /// Behind the tip since the last "caught up" line.
+    lagging: bool,
 }
 
 impl<S: BlockSource, K: Sink> Feeder<S, K> {
@@ -150,7 +151,7 @@ impl<S: BlockSource, K: Sink> Feeder<S, K> {
             cursor: Cursor::new(&config.cursor_file, config.chain_id.clone()),
             config,
             next: None,
-            caught_up: false,
+            lagging: true,
         }
     }
 
@@ -185,16 +186,14 @@ impl<S: BlockSource, K: Sink> Feeder<S, K> {
             let cursor = next.checked_sub(1).filter(|&c| c > 0);
             let lag = tip.height.saturating_sub(cursor.unwrap_or(0));
             metrics::gauge!("btcts_feeder_lag_blocks").set(lag as f64);
-            if !self.caught_up {
+            if std::mem::take(&mut self.lagging) {
                 info!(chain = %self.config.chain_id, cursor, tip = tip.height, "caught up");
-                self.caught_up = true;
             }
             return Ok(Step::CaughtUp {
                 cursor,
                 tip: tip.height,
             });
         };
-        self.caught_up = false;
         let blocks: Vec<ChainBlock> = futures_util::stream::iter(heights)
             .map(|h| self.source.block(h))
             .buffered(self.config.fetch_concurrency)
@@ -212,6 +211,7 @@ impl<S: BlockSource, K: Sink> Feeder<S, K> {
             .map(|(b, _)| b.height)
             .collect();
         let lag = tip.height.saturating_sub(to);
+        self.lagging |= lag > 0;
         metrics::counter!("btcts_feeder_records_new_total").increment(new as u64);
         metrics::counter!("btcts_feeder_records_duplicate_total").increment(duplicates as u64);
         metrics::counter!("btcts_feeder_conflicts_total").increment(conflicts.len() as u64);

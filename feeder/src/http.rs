@@ -72,6 +72,18 @@ struct ErrorBody {
     message: String,
 }
 
+/// `e` and its causes (reqwest's own message omits them: "connection refused").
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 /// `Retry-After` in seconds (btcts sends whole seconds; an HTTP date is
 /// treated as absent and the caller's own backoff applies).
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
@@ -142,13 +154,12 @@ impl Sink for HttpSink {
             .json(&body)
             .send()
             .await
-            .map_err(|e| SinkError::Unreachable(format!("POST {url}: {e}")))?;
+            .map_err(|e| SinkError::Unreachable(format!("POST {url}: {}", causes(&e))))?;
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| SinkError::Unreachable(format!("POST {url}: reading the answer: {e}")))?;
+        let bytes = response.bytes().await.map_err(|e| {
+            SinkError::Unreachable(format!("POST {url}: reading the answer: {}", causes(&e)))
+        })?;
         if status.is_success() {
             acks(&bytes, blocks.len())
         } else {
