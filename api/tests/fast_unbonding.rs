@@ -4,7 +4,8 @@
 //! in litecoind regtest and delivers the proofs over IBC; `x/btcts` holds
 //! every unbonding and releases it once a timestamp of the chain's own block
 //! at or above the unbonding's height is k deep. A conflicting hash
-//! timestamped for the chain releases nothing and is reported as a fork.
+//! timestamped for the chain releases nothing and is reported as a fork; a
+//! redelegation is held and released the same way.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -321,6 +322,111 @@ async fn a_conflicting_hash_releases_nothing_and_is_reported_as_a_fork() -> Resu
         .await?;
     w.wait(20, "the release", || {
         Ok(w.holds()?.is_empty() && w.balance()? == after_tx + AMOUNT)
+    })
+    .await?;
+    Ok(())
+}
+
+/// A second validator on the same node's chain (it never signs, so it has
+/// too little power to matter): a redelegation target.
+fn second_validator(w: &World) -> Result<String> {
+    let home = w.chain.home().display().to_string();
+    let out = Command::new(ConsumerChain::binary()?)
+        .args([
+            "keys",
+            "add",
+            "val2",
+            "--keyring-backend",
+            "test",
+            "--home",
+            &home,
+        ])
+        .args(["--output", "json"])
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "keys add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key: Value = serde_json::from_slice(&out.stdout)?;
+    let address = key["address"].as_str().context("address")?.to_owned();
+    w.chain
+        .tx(&["bank", "send", "validator", &address, "100000000stake"])?;
+    let spec = w.dir.path().join("val2.json");
+    std::fs::write(
+        &spec,
+        serde_json::json!({
+            "pubkey": {"@type": "/cosmos.crypto.ed25519.PubKey", "key": "7Pl0F1vQ8Q9vS2W2y6Wg3mO2oXdQbZb9hQxwqF1G1ZE="},
+            "amount": "1000000stake",
+            "moniker": "val2",
+            "commission-rate": "0.1",
+            "commission-max-rate": "0.2",
+            "commission-max-change-rate": "0.01",
+            "min-self-delegation": "1"
+        })
+        .to_string(),
+    )?;
+    let spec = spec.display().to_string();
+    w.chain
+        .tx(&["staking", "create-validator", &spec, "--from", "val2"])?;
+    let v = w.chain.query(&["staking", "validators"])?;
+    v["validators"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .filter_map(|v| v["operator_address"].as_str())
+                .find(|o| *o != w.validator().unwrap_or_default())
+        })
+        .map(str::to_owned)
+        .context("the second validator")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redelegation_is_held_and_released_the_same_way() -> Result<()> {
+    let w = world(Duration::from_secs(3600)).await?;
+    let to = second_validator(&w)?;
+    let from = w.validator()?;
+    let r = w.chain.tx(&[
+        "staking",
+        "redelegate",
+        &from,
+        &to,
+        &format!("{AMOUNT}stake"),
+        "--gas",
+        "600000",
+    ])?;
+    let height = num(&r["height"]);
+    let held = w.holds()?;
+    ensure!(
+        held.iter().any(|(_, h)| *h == height),
+        "held at {height}: {held:?}"
+    );
+    let redelegations = || -> Result<usize> {
+        let v = w.chain.query(&[
+            "staking",
+            "redelegation",
+            w.chain.validator_address(),
+            &from,
+            &to,
+        ]);
+        Ok(match v {
+            Ok(v) => v["redelegation_responses"][0]["entries"]
+                .as_array()
+                .map_or(0, Vec::len),
+            Err(e) if format!("{e:#}").contains("not found") => 0,
+            Err(e) => return Err(e),
+        })
+    };
+    // Mature after 2 s, but held.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    ensure!(redelegations()? == 1, "the redelegation waits for its hold");
+    let start = Instant::now();
+    while !w.fed(height).await? {
+        ensure!(start.elapsed() < Duration::from_secs(30), "feeder too slow");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    w.mine_until(K + 3, "release", || {
+        Ok(w.holds()?.is_empty() && redelegations()? == 0)
     })
     .await?;
     Ok(())
