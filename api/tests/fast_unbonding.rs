@@ -431,3 +431,33 @@ async fn a_redelegation_is_held_and_released_the_same_way() -> Result<()> {
     .await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_btcts_stopped_nothing_is_released_until_max_hold_then_everything_is() -> Result<()> {
+    let max_hold = Duration::from_secs(20);
+    let mut w = world(max_hold).await?;
+    w.stop_feeder();
+    w.daemon = None; // SIGKILL
+    let first = w.unbond()?;
+    let held_at = Instant::now();
+    let second = w.unbond()?;
+    let after_tx = w.balance()?;
+    let heights: Vec<u64> = w.holds()?.iter().map(|(_, h)| *h).collect();
+    ensure!(
+        heights.contains(&first) && heights.contains(&second),
+        "{heights:?}"
+    );
+    // Bitcoin goes on; no timestamp can arrive.
+    TestChain::mine(&w.node, K as u32 + 1)?;
+    while held_at.elapsed() + Duration::from_secs(3) < max_hold {
+        ensure!(w.holds()?.len() == 2, "released before max_hold");
+        ensure!(w.balance()? == after_tx);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    w.wait(30, "the release at max_hold", || {
+        Ok(w.holds()?.is_empty() && w.balance()? == after_tx + 2 * AMOUNT)
+    })
+    .await?;
+    ensure!(held_at.elapsed() >= max_hold);
+    Ok(())
+}
