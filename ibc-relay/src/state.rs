@@ -400,27 +400,27 @@ impl RelayStore {
     /// Writes `packet`'s new state and the data it is sent with, in one
     /// transaction (before its proof is signed).
     pub fn put_sent_packet(&self, packet: &PacketRecord, data: &[u8]) -> Result<(), StateError> {
-        let json = serde_json::to_vec(packet).map_err(err)?;
-        let txn = self.db.begin_write().map_err(err)?;
-        txn.open_table(PACKETS)
-            .map_err(err)?
-            .insert(packet.sequence, json.as_slice())
-            .map_err(err)?;
-        txn.open_table(DATA)
-            .map_err(err)?
-            .insert(packet.sequence, data)
-            .map_err(err)?;
-        txn.commit().map_err(err)
+        self.write_packet(packet, Some(data))
     }
 
     /// Writes `packet`'s new state.
     pub fn put_packet(&self, packet: &PacketRecord) -> Result<(), StateError> {
+        self.write_packet(packet, None)
+    }
+
+    fn write_packet(&self, packet: &PacketRecord, data: Option<&[u8]>) -> Result<(), StateError> {
         let json = serde_json::to_vec(packet).map_err(err)?;
         let txn = self.db.begin_write().map_err(err)?;
         txn.open_table(PACKETS)
             .map_err(err)?
             .insert(packet.sequence, json.as_slice())
             .map_err(err)?;
+        if let Some(data) = data {
+            txn.open_table(DATA)
+                .map_err(err)?
+                .insert(packet.sequence, data)
+                .map_err(err)?;
+        }
         txn.commit().map_err(err)
     }
 

@@ -406,6 +406,19 @@ fn packet_for(env: &Env, id: &LeafHash) -> Result<TimestampPacket> {
     Ok(build_packet(&proof, first, &headers)?)
 }
 
+/// The relay's newest packet, which must be acknowledged, as it was sent.
+fn last_packet(relay: &Relay) -> Result<TimestampPacket> {
+    let last = relay
+        .store()
+        .packets(0, 1000)?
+        .into_iter()
+        .last()
+        .context("packet")?;
+    ensure!(last.state.name() == "acknowledged", "{last:?}");
+    let (_, data) = relay.store().packet(last.sequence)?.context("stored")?;
+    Ok(TimestampPacket::decode(data.as_slice())?)
+}
+
 fn error_of(ack: &Value) -> Result<&str> {
     ack["error"]
         .as_str()
@@ -498,15 +511,7 @@ fn ibc_go_verifies_refuses_follows_rotates_and_freezes() -> Result<()> {
     ensure!(env
         .latest("chain-c")?
         .is_some_and(|t| num(&t["height"]).ok() == Some(20)));
-    let last = relay
-        .store()
-        .packets(0, 100)?
-        .into_iter()
-        .last()
-        .context("packet")?;
-    ensure!(last.state.name() == "acknowledged", "{last:?}");
-    let (_, data) = relay.store().packet(last.sequence)?.context("stored")?;
-    let sent = TimestampPacket::decode(data.as_slice())?;
+    let sent = last_packet(&relay)?;
     let rpc = env.node.node()?;
     ensure!(sent.first_height == tip_before + 1, "starts after the tip");
     ensure!(
@@ -526,14 +531,7 @@ fn ibc_go_verifies_refuses_follows_rotates_and_freezes() -> Result<()> {
     ensure!(env
         .latest("chain-b")?
         .is_some_and(|t| num(&t["height"]).ok() == Some(50)));
-    let last = relay
-        .store()
-        .packets(0, 100)?
-        .into_iter()
-        .last()
-        .context("packet")?;
-    let (_, data) = relay.store().packet(last.sequence)?.context("stored")?;
-    let sent = TimestampPacket::decode(data.as_slice())?;
+    let sent = last_packet(&relay)?;
     ensure!(
         sent.first_height == stale_tip - 1,
         "starts after the last shared header: {} vs tip {stale_tip}",
