@@ -21,6 +21,14 @@ if ! command -v litecoind >/dev/null 2>&1; then
 fi
 litecoind -version | head -n 1
 
+# jq: the consumer-chain demo (scripts/dev-consumer.sh, smoke-tested) edits
+# the chain's genesis with it.
+if ! command -v jq >/dev/null 2>&1; then
+  echo "setup: installing jq (used by the consumer-chain demo)"
+  need_root apt-get update -qq
+  need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null
+fi
+
 for component in rustfmt clippy; do
   if ! rustup component list --installed 2>/dev/null | grep -q "^${component}"; then
     echo "setup: installing rustup component ${component}"
