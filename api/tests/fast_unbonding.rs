@@ -170,12 +170,16 @@ impl World {
         }
     }
 
+    /// The node's own validator: the one with the most stake.
     fn validator(&self) -> Result<String> {
         let v = self.chain.query(&["staking", "validators"])?;
-        Ok(v["validators"][0]["operator_address"]
-            .as_str()
-            .context("a validator")?
-            .to_owned())
+        let tokens = |v: &Value| v["tokens"].as_str().and_then(|t| t.parse::<u128>().ok());
+        v["validators"]
+            .as_array()
+            .and_then(|a| a.iter().max_by_key(|v| tokens(v)))
+            .and_then(|v| v["operator_address"].as_str())
+            .map(str::to_owned)
+            .context("a validator")
     }
 
     /// The chain's pending holds, as (unbonding id, height).
@@ -328,8 +332,8 @@ async fn a_conflicting_hash_releases_nothing_and_is_reported_as_a_fork() -> Resu
 }
 
 /// A second validator on the same node's chain (it never signs, so it has
-/// too little power to matter): a redelegation target.
-fn second_validator(w: &World) -> Result<String> {
+/// too little power to matter): a redelegation target besides `first`.
+fn second_validator(w: &World, first: &str) -> Result<String> {
     let home = w.chain.home().display().to_string();
     let out = Command::new(ConsumerChain::binary()?)
         .args([
@@ -375,7 +379,7 @@ fn second_validator(w: &World) -> Result<String> {
         .and_then(|a| {
             a.iter()
                 .filter_map(|v| v["operator_address"].as_str())
-                .find(|o| *o != w.validator().unwrap_or_default())
+                .find(|o| *o != first)
         })
         .map(str::to_owned)
         .context("the second validator")
@@ -384,8 +388,8 @@ fn second_validator(w: &World) -> Result<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_redelegation_is_held_and_released_the_same_way() -> Result<()> {
     let w = world(Duration::from_secs(3600)).await?;
-    let to = second_validator(&w)?;
     let from = w.validator()?;
+    let to = second_validator(&w, &from)?;
     let r = w.chain.tx(&[
         "staking",
         "redelegate",
