@@ -8,7 +8,13 @@
 //! bytes and of every header, every truncation, another chain, too shallow,
 //! a dropped header, a false depth claim, a trusted header one height off,
 //! another network or tag) and the verdict of `verify_packet` on each
-//! mutation is written down. The format is described in docs/ibc.md.
+//! mutation is written down. A third packet, on `regtest`, is refused as it
+//! stands (its anchor transaction carries a second btcts payload output);
+//! only its unmutated verdict is written. The format is described in
+//! docs/ibc.md and `ibc-relay/tests/data/vectors/README.md`.
+//!
+//! `trust_anchors.json` beside them is every network's difficulty floor
+//! from `TrustAnchors::builtin()`, which the Go verifier must agree with.
 //!
 //! The files under `ibc-relay/tests/data/vectors/` are pinned like every
 //! other golden: `BTCTS_WRITE_GOLDEN=1` rewrites them.
@@ -17,10 +23,11 @@ use aggregator::leaf;
 use aggregator::proof::{
     AnchorEvidence, BatchEvidence, LeafEvidence, Proof, PROOF_FORMAT, PROOF_VERSION,
 };
+use aggregator::trust::TrustAnchors;
 use aggregator::types::HexBytes;
 use aggregator::{
-    AnchorNetwork, BatchSeq, ChainId, MerkleTree, Payload, PosBlock, PosBlockHash, Record,
-    StakerSetDigest, Tag,
+    AnchorNetwork, BatchSeq, ChainId, MerkleRoot, MerkleTree, Payload, PosBlock, PosBlockHash,
+    Record, StakerSetDigest, Tag,
 };
 use bitcoin::absolute::LockTime;
 use bitcoin::block::{Header, Version};
@@ -37,6 +44,7 @@ use btcts_consumer::{
 };
 use prost::Message;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 
 /// Regtest bits: the easiest target both regtest networks allow.
 const REGTEST_BITS: u32 = 0x207f_ffff;
@@ -114,22 +122,41 @@ fn simple_tx(seed: u8, outputs: Vec<TxOut>) -> Transaction {
     }
 }
 
-/// Builds a complete packet: `records` batched (the record at `index` is
-/// the packet's), anchored in a block at `anchor_height` mined on a chain of
-/// `count` headers after a fixed trusted header at `trusted_height`; the
-/// proof's `headers_after` are the first `proof_headers_after` of them.
-#[allow(clippy::too_many_arguments)]
-fn build(
+/// What [`build`] makes a packet of.
+struct Spec {
     name: &'static str,
     network: AnchorNetwork,
     tag: Tag,
-    records: &[PosBlock],
+    /// The batch; the record at `index` is the packet's.
+    records: Vec<PosBlock>,
     index: usize,
     trusted_height: u32,
     anchor_height: u32,
+    /// Headers after the trusted one.
     count: u32,
+    /// How many of the headers after the anchor block the proof carries.
     proof_headers_after: usize,
-) -> Base {
+    /// A second btcts payload output (this root, same tag) in the anchor
+    /// transaction, after the real one: a v1 verifier refuses it.
+    second_payload: Option<MerkleRoot>,
+}
+
+/// Builds a complete packet: the records batched, anchored in a block at
+/// `anchor_height` mined on a chain of `count` headers after a fixed
+/// trusted header at `trusted_height`.
+fn build(spec: Spec) -> Base {
+    let Spec {
+        name,
+        network,
+        tag,
+        ref records,
+        index,
+        trusted_height,
+        anchor_height,
+        count,
+        proof_headers_after,
+        second_payload,
+    } = spec;
     let leaves: Vec<_> = records
         .iter()
         .map(|r| leaf::leaf_hash(&Record::PosBlock(r.clone())))
@@ -155,19 +182,23 @@ fn build(
             script_pubkey: ScriptBuf::from_bytes(vec![0x00, 0x14, 0x33, 0x44]),
         }],
     );
-    let anchor_tx = simple_tx(
-        2,
-        vec![
-            TxOut {
-                value: Amount::ZERO,
-                script_pubkey: payload.script_pubkey(),
-            },
-            TxOut {
-                value: Amount::from_sat(99_000),
-                script_pubkey: ScriptBuf::from_bytes([vec![0x00, 0x14], vec![0x11; 20]].concat()),
-            },
-        ],
-    );
+    let mut outputs = vec![
+        TxOut {
+            value: Amount::ZERO,
+            script_pubkey: payload.script_pubkey(),
+        },
+        TxOut {
+            value: Amount::from_sat(99_000),
+            script_pubkey: ScriptBuf::from_bytes([vec![0x00, 0x14], vec![0x11; 20]].concat()),
+        },
+    ];
+    if let Some(root) = second_payload {
+        outputs.push(TxOut {
+            value: Amount::ZERO,
+            script_pubkey: Payload { root, ..payload }.script_pubkey(),
+        });
+    }
+    let anchor_tx = simple_tx(2, outputs);
     let txdata = vec![coinbase, filler, anchor_tx.clone()];
     let tx_root =
         bitcoin::merkle_tree::calculate_root(txdata.iter().map(Transaction::compute_txid))
@@ -256,41 +287,60 @@ fn build(
     }
 }
 
+/// The bases that verify, mutated in every way.
 fn bases() -> Vec<Base> {
     vec![
-        build(
-            "regtest",
-            AnchorNetwork::Regtest,
-            Tag::DEFAULT,
-            &[
+        build(Spec {
+            name: "regtest",
+            network: AnchorNetwork::Regtest,
+            tag: Tag::DEFAULT,
+            records: vec![
                 pos("cosmoshub-4", 99, 1),
                 pos("cosmoshub-4", 100, 2),
                 pos("osmosis-1", 7, 3),
                 pos("cosmoshub-4", 101, 4),
                 pos("juno-1", 12, 5),
             ],
-            1,
-            100,
-            103,
-            5,
-            2,
-        ),
-        build(
-            "litecoin-regtest",
-            AnchorNetwork::LitecoinRegtest,
-            Tag(*b"ltct"),
-            &[
+            index: 1,
+            trusted_height: 100,
+            anchor_height: 103,
+            count: 5,
+            proof_headers_after: 2,
+            second_payload: None,
+        }),
+        build(Spec {
+            name: "litecoin-regtest",
+            network: AnchorNetwork::LitecoinRegtest,
+            tag: Tag(*b"ltct"),
+            records: vec![
                 pos("osmosis-1", 5000, 9),
                 pos("cosmoshub-4", 3, 8),
                 pos("osmosis-1", 5001, 7),
             ],
-            2,
-            2013,
-            2015,
-            5,
-            1,
-        ),
+            index: 2,
+            trusted_height: 2013,
+            anchor_height: 2015,
+            count: 5,
+            proof_headers_after: 1,
+            second_payload: None,
+        }),
     ]
+}
+
+/// The bases refused as they stand: only their unmutated verdict is written.
+fn refused_bases() -> Vec<Base> {
+    vec![build(Spec {
+        name: "regtest-two-payloads",
+        network: AnchorNetwork::Regtest,
+        tag: Tag::DEFAULT,
+        records: vec![pos("cosmoshub-4", 200, 11), pos("osmosis-1", 8, 12)],
+        index: 0,
+        trusted_height: 300,
+        anchor_height: 301,
+        count: 3,
+        proof_headers_after: 2,
+        second_payload: Some(MerkleRoot([0x77; 32])),
+    })]
 }
 
 /// The mutated packet bytes, trusted header and params.
@@ -524,11 +574,32 @@ fn base_packets_verify() {
 }
 
 #[test]
+fn a_second_payload_output_is_refused() {
+    for base in refused_bases() {
+        let err = verify_packet(&base.packet.encode_to_vec(), &base.trusted, &base.params)
+            .expect_err(base.name);
+        assert!(
+            err.to_string()
+                .contains("the transaction has 2 btcts payload outputs"),
+            "{}: {err}",
+            base.name
+        );
+    }
+}
+
+#[test]
 fn vectors_are_pinned() {
     let mut all = Vec::new();
     for base in bases() {
         pinned(&format!("{}.bin", base.name), &base.packet.encode_to_vec());
         all.extend(vectors(&base));
+    }
+    for base in refused_bases() {
+        pinned(&format!("{}.bin", base.name), &base.packet.encode_to_vec());
+        let v = verdict(&base, &Mutation::None);
+        assert_eq!(v, None, "{} verifies", base.name);
+        let name = format!("{}/unchanged", base.name);
+        all.push(entry(&base, name, mutation_json(&Mutation::None), v));
     }
     // Every mutation kind appears, and both verdicts do.
     let text: Vec<String> = all.iter().map(Value::to_string).collect();
@@ -553,4 +624,22 @@ fn vectors_are_pinned() {
     assert!(all.iter().any(|e| e["accept"] == json!(false)));
     let file = format!("[\n{}\n]\n", text.join(",\n"));
     pinned("vectors.json", file.as_bytes());
+}
+
+/// Every network's difficulty floor, by name: `"0x170d0864"` or `null`.
+#[test]
+fn trust_anchors_are_pinned() {
+    let anchors = TrustAnchors::builtin();
+    let floors: BTreeMap<&str, Option<String>> = AnchorNetwork::ALL
+        .into_iter()
+        .map(|n| {
+            let floor = anchors.get(n).floor_bits;
+            (
+                n.name(),
+                floor.map(|b| format!("{:#010x}", b.to_consensus())),
+            )
+        })
+        .collect();
+    let file = serde_json::to_string_pretty(&floors).expect("a map of strings") + "\n";
+    pinned("trust_anchors.json", file.as_bytes());
 }

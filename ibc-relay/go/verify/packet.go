@@ -5,8 +5,9 @@
 //
 // It trusts the btcts service for delivery only: from a Bitcoin header the
 // chain already trusts it checks that the packet's headers link and carry
-// valid work at an acceptable difficulty, that the anchor transaction is in
-// the anchor block, that its OP_RETURN carries the batch root, that the
+// valid work at an acceptable difficulty (on a mainnet, at least the
+// difficulty floor), that the anchor transaction is in the anchor block and
+// carries the one btcts OP_RETURN, that it commits the batch root, that the
 // leaf's path reaches that root, and it computes the depth itself.
 //
 // Pure functions: no I/O, no clocks, no global state, no panics on any
@@ -186,8 +187,8 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// checkHeaders parses the headers and checks linkage from trusted, work
-// and difficulty.
+// checkHeaders parses the headers and checks linkage from trusted, the
+// difficulty floor, work and difficulty changes.
 func checkHeaders(pkt *packet.TimestampPacket, trusted TrustedHeader, network Network) ([]TrustedHeader, error) {
 	if len(pkt.Headers) == 0 || len(pkt.Headers) > MaxHeaders {
 		return nil, fmt.Errorf("headers: %d headers; 1 to %d are allowed", len(pkt.Headers), MaxHeaders)
@@ -209,7 +210,7 @@ func checkHeaders(pkt *packet.TimestampPacket, trusted TrustedHeader, network Ne
 		if !bytes.Equal(h[4:36], prevHash[:]) {
 			return nil, fmt.Errorf("headers: header at height %d does not link to the one before it", height)
 		}
-		if err := CheckPoW(network, h); err != nil {
+		if err := checkWork(network, h); err != nil {
 			return nil, fmt.Errorf("header at height %d: %w", height, err)
 		}
 		if err := checkDifficulty(network, height, prev, h); err != nil {

@@ -12,7 +12,8 @@ import (
 // The offline proof verifier, a port of aggregator/src/verify.rs: leaf
 // preimage → leaf hash → Merkle path → root → OP_RETURN payload in the
 // transaction → txid → transaction Merkle branch → header Merkle root →
-// header hash and proof of work → headers after it.
+// header hash, difficulty floor and proof of work → headers after it
+// (linkage, floor, work, difficulty changes).
 
 // VerifiedProof is what a valid proof document shows.
 type VerifiedProof struct {
@@ -253,10 +254,10 @@ func checkAnchor(a *AnchorEvid, seq uint64, root [32]byte, network *Network, tag
 	if computed != merkle {
 		return nil, fail(stepInclusion, "branch leads to %s, header commits to %s", display(computed), display(merkle))
 	}
-	if err := CheckPoW(a.Network, header); err != nil {
+	if err := checkWork(a.Network, header); err != nil {
 		return nil, fail(stepProofOfWork, "block %s: %s", display(blockHash), err)
 	}
-	prev := blockHash
+	prev, prevHeader := blockHash, header
 	for i, after := range a.HeadersAfter {
 		h, err := parseHeader(after.Header, stepHeadersAfter)
 		if err != nil {
@@ -269,10 +270,14 @@ func checkAnchor(a *AnchorEvid, seq uint64, root [32]byte, network *Network, tag
 		if !bytes.Equal(h[4:36], prev[:]) {
 			return nil, fail(stepHeadersAfter, "header %d does not build on %s", i+1, display(prev))
 		}
-		if err := CheckPoW(a.Network, h); err != nil {
+		if err := checkWork(a.Network, h); err != nil {
 			return nil, fail(stepHeadersAfter, "header %d (%s): %s", i+1, display(hash), err)
 		}
-		prev = hash
+		height := saturatingAdd(a.Block.Height, uint32(i+1))
+		if err := checkDifficulty(a.Network, height, prevHeader, h); err != nil {
+			return nil, fail(stepHeadersAfter, "header %d (%s): %s", i+1, display(hash), err)
+		}
+		prev, prevHeader = hash, h
 	}
 	confirmations := uint32(0xffff_ffff)
 	if n := uint64(len(a.HeadersAfter)); n < 0xffff_ffff {
@@ -305,12 +310,20 @@ func checkTx(a *AnchorEvid, seq uint64, root [32]byte, tag *[4]byte) ([32]byte, 
 	if txid != a.Txid {
 		return [32]byte{}, fail(stepTransaction, "transaction hashes to %s, not %s", display(txid), display(a.Txid))
 	}
+	payloads := 0
+	for _, out := range t.outputs {
+		if isPayloadScript(out.script) {
+			payloads++
+		}
+	}
+	if payloads > 1 {
+		return [32]byte{}, fail(stepPayload, "the transaction has %d btcts payload outputs; a v1 anchor has exactly one", payloads)
+	}
 	if uint64(a.OutputIndex) >= uint64(len(t.outputs)) {
 		return [32]byte{}, fail(stepPayload, "transaction has no output %d", a.OutputIndex)
 	}
 	script := t.outputs[a.OutputIndex].script
-	// OP_RETURN, a 45-byte push, tag ‖ version ‖ batch seq ‖ root.
-	if len(script) != 47 || script[0] != 0x6a || script[1] != 45 {
+	if !isPayloadScript(script) {
 		return [32]byte{}, fail(stepPayload, "output script is not OP_RETURN with a single 45-byte push")
 	}
 	payload := script[2:]
@@ -334,6 +347,13 @@ func checkTx(a *AnchorEvid, seq uint64, root [32]byte, tag *[4]byte) ([32]byte, 
 		return [32]byte{}, fail(stepPayload, "payload commits root %x, the path leads to %x", proot, root)
 	}
 	return txid, nil
+}
+
+// isPayloadScript reports whether an output script has the shape of a
+// btcts payload, OP_RETURN and a single 45-byte push (tag ‖ version ‖
+// batch seq ‖ root), whatever its tag or version.
+func isPayloadScript(script []byte) bool {
+	return len(script) == 47 && script[0] == 0x6a && script[1] == 45
 }
 
 func parseHeader(raw []byte, step string) ([80]byte, error) {
