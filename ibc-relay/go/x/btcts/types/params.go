@@ -133,9 +133,10 @@ func (p Params) EffectiveGasPerHeader() uint64 {
 }
 
 // IsScryptNetwork tells whether headers of the network are hashed with
-// scrypt (Litecoin) rather than SHA-256d (Bitcoin).
+// scrypt (Litecoin) rather than SHA-256d (Bitcoin), as the verify package
+// knows it.
 func IsScryptNetwork(network string) bool {
-	return network == "litecoin" || network == "litecoin-regtest"
+	return verify.Network(network).Pow() == verify.Scrypt
 }
 
 // Validate checks that h is a height and an 80-byte header.
