@@ -75,7 +75,37 @@ impl AnchorNetwork {
     pub fn pow(self) -> PowFunction {
         match self {
             AnchorNetwork::Litecoin | AnchorNetwork::LitecoinRegtest => PowFunction::Scrypt,
-            _ => PowFunction::Sha256d,
+            AnchorNetwork::Bitcoin
+            | AnchorNetwork::Testnet
+            | AnchorNetwork::Testnet4
+            | AnchorNetwork::Signet
+            | AnchorNetwork::Regtest => PowFunction::Sha256d,
+        }
+    }
+
+    /// Whether this is a test network, whose proof of work proves nothing:
+    /// anyone can mine regtest blocks, testnets let blocks fall to the
+    /// minimum difficulty, and signet's real protection is a block
+    /// signature that headers do not carry.
+    pub fn is_test_network(self) -> bool {
+        match self {
+            AnchorNetwork::Bitcoin | AnchorNetwork::Litecoin => false,
+            AnchorNetwork::Testnet
+            | AnchorNetwork::Testnet4
+            | AnchorNetwork::Signet
+            | AnchorNetwork::Regtest
+            | AnchorNetwork::LitecoinRegtest => true,
+        }
+    }
+
+    /// The coin whose subsidy prices this network's work.
+    pub fn coin(self) -> &'static str {
+        match self {
+            AnchorNetwork::Bitcoin => "BTC",
+            AnchorNetwork::Litecoin => "LTC",
+            AnchorNetwork::Testnet | AnchorNetwork::Testnet4 | AnchorNetwork::Signet => "tBTC",
+            AnchorNetwork::Regtest => "regtest BTC",
+            AnchorNetwork::LitecoinRegtest => "regtest LTC",
         }
     }
 

@@ -5,6 +5,7 @@
 pub mod anchor;
 pub mod chain;
 pub mod clock;
+pub mod headers;
 #[cfg(feature = "store")]
 pub mod ingest;
 pub mod leaf;
@@ -17,6 +18,7 @@ pub mod proof;
 pub mod schema;
 #[cfg(feature = "store")]
 pub mod store;
+pub mod trust;
 pub mod types;
 pub mod verify;
 
@@ -29,8 +31,9 @@ pub use payload::{Payload, Tag};
 pub use proof::Proof;
 #[cfg(feature = "store")]
 pub use store::{Ack, BatchInfo, Store, StoreError, StoredRecord};
+pub use trust::{Trust, TrustAnchors};
 pub use types::{
     BatchSeq, ChainId, Height, LeafHash, MerkleRoot, PosBlock, PosBlockHash, Record,
     StakerSetDigest,
 };
-pub use verify::{verify, Expect, Verified, VerifyError};
+pub use verify::{verify, verify_with, Expect, Verified, VerifyError};

@@ -261,7 +261,12 @@ impl Attestation {
     pub fn block(network: AnchorNetwork, height: u64) -> Attestation {
         match network {
             AnchorNetwork::Litecoin => Attestation::Litecoin { height },
-            _ => Attestation::Bitcoin { height },
+            AnchorNetwork::Bitcoin
+            | AnchorNetwork::Testnet
+            | AnchorNetwork::Testnet4
+            | AnchorNetwork::Signet
+            | AnchorNetwork::Regtest
+            | AnchorNetwork::LitecoinRegtest => Attestation::Bitcoin { height },
         }
     }
 

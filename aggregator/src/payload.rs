@@ -131,6 +131,13 @@ impl Payload {
         })
     }
 
+    /// Whether `script` has the shape of a btcts payload output,
+    /// `OP_RETURN OP_PUSHBYTES_45 <45 bytes>`, whatever its tag or version:
+    /// a v1 anchor transaction carries exactly one such output.
+    pub fn is_payload_script(script: &bitcoin::Script) -> bool {
+        !matches!(Payload::from_script(script), Err(PayloadError::Script))
+    }
+
     /// Parses an output script that must be exactly `OP_RETURN OP_PUSHBYTES_45 <payload>`.
     pub fn from_script(script: &bitcoin::Script) -> Result<Self, PayloadError> {
         let bytes = script.as_bytes();

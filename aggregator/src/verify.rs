@@ -3,7 +3,8 @@
 //!
 //! leaf preimage → leaf hash → Merkle path → root → OP_RETURN payload in the
 //! transaction → txid → transaction Merkle branch → header Merkle root →
-//! header hash and proof of work → headers after it (linkage and work).
+//! header hash, difficulty floor and proof of work → headers after it
+//! (linkage, floor, work, difficulty) → checkpoints → how far to trust it.
 
 use std::fmt;
 
@@ -15,10 +16,12 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::chain::AnchorNetwork;
+use crate::headers::{check_next, check_work, HeaderError};
 use crate::leaf;
 use crate::merkle::{path_sides, root_from_path};
 use crate::payload::{Payload, Tag};
 use crate::proof::{AnchorEvidence, Proof};
+use crate::trust::{Checkpoint, NetworkAnchors, Trust, TrustAnchors, WorkProven};
 use crate::types::{BatchSeq, LeafHash, MerkleRoot, Record};
 
 /// The step of verification that failed.
@@ -39,10 +42,12 @@ pub enum Step {
     Inclusion,
     /// The block header and its hash.
     Header,
-    /// The block header's proof of work.
+    /// The block header's proof of work and difficulty floor.
     ProofOfWork,
-    /// The headers after the block: linkage and work.
+    /// The headers after the block: linkage, floor, work and difficulty.
     HeadersAfter,
+    /// The proof's blocks against the verifier's checkpoints.
+    Checkpoint,
 }
 
 impl fmt::Display for Step {
@@ -57,6 +62,7 @@ impl fmt::Display for Step {
             Step::Header => "block header",
             Step::ProofOfWork => "proof of work",
             Step::HeadersAfter => "headers after the block",
+            Step::Checkpoint => "checkpoint",
         };
         f.write_str(name)
     }
@@ -89,7 +95,7 @@ pub struct Expect {
 }
 
 /// What a valid proof shows.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+#[derive(Clone, PartialEq, Debug, Serialize)]
 pub struct Verified {
     /// The timestamped record.
     pub record: Record,
@@ -104,7 +110,7 @@ pub struct Verified {
 }
 
 /// The Bitcoin facts a valid anchored proof shows.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
+#[derive(Clone, Copy, PartialEq, Debug, Serialize)]
 pub struct VerifiedAnchor {
     /// The anchor chain.
     pub network: AnchorNetwork,
@@ -118,10 +124,31 @@ pub struct VerifiedAnchor {
     pub block_time: u32,
     /// Confirmations the proof itself demonstrates: 1 + headers after the block.
     pub confirmations: u32,
+    /// How far to believe it: `test-network`, `checkpointed` or `work-only`
+    /// here; a verifier that asks its own node makes it `node-checked`.
+    pub trust: Trust,
+    /// The checkpoint one of the proof's headers is, if any.
+    pub checkpoint: Option<Checkpoint>,
+    /// The work of the anchor block and the headers after it.
+    pub work: WorkProven,
 }
 
-/// Verifies every step of `proof`.
+/// Verifies every step of `proof` against the trust anchors compiled into
+/// this release (see [`verify_with`]).
 pub fn verify(proof: &Proof, expect: &Expect) -> Result<Verified, VerifyError> {
+    static BUILTIN: std::sync::OnceLock<TrustAnchors> = std::sync::OnceLock::new();
+    verify_with(proof, expect, BUILTIN.get_or_init(TrustAnchors::builtin))
+}
+
+/// Verifies every step of `proof`, with `anchors` for the difficulty floor
+/// and the checkpoints. A proof on any network verifies unless `expect`
+/// names one: callers that must not accept a test network say so (or look
+/// at [`VerifiedAnchor::trust`]).
+pub fn verify_with(
+    proof: &Proof,
+    expect: &Expect,
+    anchors: &TrustAnchors,
+) -> Result<Verified, VerifyError> {
     let leaf = check_leaf(proof)?;
     let b = &proof.batch;
     let sides: Vec<_> = proof.path.iter().map(|s| s.side).collect();
@@ -149,7 +176,7 @@ pub fn verify(proof: &Proof, expect: &Expect) -> Result<Verified, VerifyError> {
     }
     let anchor = match &proof.anchor {
         None => None,
-        Some(a) => Some(check_anchor(a, b.seq, root, expect)?),
+        Some(a) => Some(check_anchor(a, b.seq, root, expect, anchors)?),
     };
     Ok(Verified {
         record: proof.record.clone(),
@@ -182,6 +209,7 @@ fn check_anchor(
     seq: BatchSeq,
     root: MerkleRoot,
     expect: &Expect,
+    anchors: &TrustAnchors,
 ) -> Result<VerifiedAnchor, VerifyError> {
     if a.pow != a.network.pow() {
         return fail(
@@ -219,10 +247,11 @@ fn check_anchor(
             ),
         );
     }
-    if let Err(e) = a.network.check_pow(&header) {
+    let net = anchors.get(a.network);
+    if let Err(e) = check_work(a.network, net, &header) {
         return fail(Step::ProofOfWork, format!("block {block_hash}: {e}"));
     }
-    let mut prev = block_hash;
+    let mut headers = vec![header];
     for (i, after) in a.headers_after.iter().enumerate() {
         let h = parse_header(&after.header.0, Step::HeadersAfter)?;
         if h.block_hash() != after.hash {
@@ -236,22 +265,35 @@ fn check_anchor(
                 ),
             );
         }
-        if h.prev_blockhash != prev {
-            return fail(
-                Step::HeadersAfter,
-                format!("header {} does not build on {prev}", i + 1),
-            );
+        let prev = headers[headers.len() - 1];
+        let height = a.block.height.saturating_add(i as u32 + 1);
+        match check_next(a.network, net, height, &prev, &h) {
+            Ok(()) => {}
+            Err(HeaderError::Link) => {
+                return fail(
+                    Step::HeadersAfter,
+                    format!("header {} does not build on {}", i + 1, prev.block_hash()),
+                )
+            }
+            Err(e) => {
+                return fail(
+                    Step::HeadersAfter,
+                    format!("header {} ({}): {e}", i + 1, h.block_hash()),
+                )
+            }
         }
-        if let Err(e) = a.network.check_pow(&h) {
-            return fail(
-                Step::HeadersAfter,
-                format!("header {} ({}): {e}", i + 1, h.block_hash()),
-            );
-        }
-        prev = h.block_hash();
+        headers.push(h);
     }
+    let checkpoint = check_checkpoints(net, a.block.height, &headers)?;
     let confirmations =
         u32::try_from(a.headers_after.len()).map_or(u32::MAX, |n| n.saturating_add(1));
+    let trust = if a.network.is_test_network() {
+        Trust::TestNetwork
+    } else if checkpoint.is_some() {
+        Trust::Checkpointed
+    } else {
+        Trust::WorkOnly
+    };
     Ok(VerifiedAnchor {
         network: a.network,
         txid,
@@ -259,7 +301,47 @@ fn check_anchor(
         block_height: a.block.height,
         block_time: header.time,
         confirmations,
+        trust,
+        checkpoint,
+        work: WorkProven::of(&headers, net),
     })
+}
+
+/// The proof's blocks (the anchor at `height`, then the headers after it)
+/// against the checkpoints: a checkpoint's hash must sit at the
+/// checkpoint's height, and a block at a checkpoint's height must be the
+/// checkpoint. Returns the highest checkpoint the proof reaches.
+fn check_checkpoints(
+    net: &NetworkAnchors,
+    height: u32,
+    headers: &[Header],
+) -> Result<Option<Checkpoint>, VerifyError> {
+    let mut reached = None;
+    for (i, h) in headers.iter().enumerate() {
+        let at = height.saturating_add(i as u32);
+        let hash = h.block_hash();
+        if let Some(c) = net.checkpoint(&hash) {
+            if c.height != at {
+                return fail(
+                    Step::Checkpoint,
+                    format!(
+                        "block {hash} is the checkpoint at height {}, the proof puts it at {at}",
+                        c.height
+                    ),
+                );
+            }
+            reached = Some(c);
+        } else if let Some(c) = net.checkpoint_at(at) {
+            return fail(
+                Step::Checkpoint,
+                format!(
+                    "the proof's block at height {at} is {hash}, the checkpoint there is {}",
+                    c.hash
+                ),
+            );
+        }
+    }
+    Ok(reached)
 }
 
 fn check_tx(
@@ -285,6 +367,19 @@ fn check_tx(
         return fail(
             Step::Transaction,
             format!("transaction hashes to {txid}, not {}", a.txid),
+        );
+    }
+    let payloads = tx
+        .output
+        .iter()
+        .filter(|o| Payload::is_payload_script(&o.script_pubkey))
+        .count();
+    if payloads > 1 {
+        return fail(
+            Step::Payload,
+            format!(
+                "the transaction has {payloads} btcts payload outputs; a v1 anchor has exactly one"
+            ),
         );
     }
     let Some(output) = tx.output.get(a.output_index as usize) else {

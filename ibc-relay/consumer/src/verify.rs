@@ -1,20 +1,20 @@
 //! `verify_packet`: everything a consumer chain checks before it believes
 //! that a record is timestamped `k` blocks deep.
 
+use aggregator::headers::{check_next, HeaderError};
 use aggregator::proof::Proof;
-use aggregator::verify::{verify, Expect};
+use aggregator::trust::{NetworkAnchors, TrustAnchors};
+use aggregator::verify::{verify_with, Expect};
 use aggregator::{AnchorNetwork, ChainId, PosBlock, Record, Tag};
 use bitcoin::block::Header;
 use bitcoin::consensus::{deserialize, serialize};
-use bitcoin::{BlockHash, Target};
+use bitcoin::BlockHash;
 use prost::Message;
 
 use crate::packet::{TimestampPacket, PACKET_VERSION};
 
 /// Most headers one packet may carry (about ten weeks of Bitcoin blocks).
 pub const MAX_HEADERS: usize = 10_000;
-/// Blocks between difficulty adjustments (Bitcoin and Litecoin).
-const RETARGET_INTERVAL: u32 = 2016;
 
 /// A Bitcoin header the consumer chain already trusts, and its height.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,13 +148,22 @@ pub fn verify_packet(
         network: Some(params.network),
         tag: Some(params.tag),
     };
-    verify(&proof, &expect).map_err(|e| PacketError::Proof(e.to_string()))?;
+    // The trust anchors compiled in: on a mainnet, every header at or above
+    // the difficulty floor (the consumer's own trusted header does the
+    // checkpoint's job).
+    let anchors = TrustAnchors::builtin();
+    verify_with(&proof, &expect, &anchors).map_err(|e| PacketError::Proof(e.to_string()))?;
     let anchor = proof
         .anchor
         .as_ref()
         .ok_or_else(|| PacketError::Proof("not anchored".into()))?;
 
-    let headers = check_headers(&packet, trusted, params.network)?;
+    let headers = check_headers(
+        &packet,
+        trusted,
+        params.network,
+        anchors.get(params.network),
+    )?;
     let index = anchor
         .block
         .height
@@ -203,11 +212,13 @@ pub fn verify_packet(
     })
 }
 
-/// Parses the headers and checks linkage from `trusted`, work and difficulty.
+/// Parses the headers and checks linkage from `trusted`, the floor, work
+/// and difficulty ([`aggregator::headers`]).
 fn check_headers(
     packet: &TimestampPacket,
     trusted: &TrustedHeader,
     network: AnchorNetwork,
+    anchors: &NetworkAnchors,
 ) -> Result<Vec<Header>, PacketError> {
     if packet.headers.is_empty() || packet.headers.len() > MAX_HEADERS {
         return Err(PacketError::Headers(format!(
@@ -233,73 +244,24 @@ fn check_headers(
         }
         let header: Header = deserialize(raw)
             .map_err(|e| PacketError::Headers(format!("header at height {height}: {e}")))?;
-        if header.prev_blockhash != prev.block_hash() {
-            return Err(PacketError::Headers(format!(
-                "header at height {height} does not link to the one before it"
-            )));
+        match check_next(network, anchors, height, &prev, &header) {
+            Ok(()) => {}
+            Err(HeaderError::Link) => {
+                return Err(PacketError::Headers(format!(
+                    "header at height {height} does not link to the one before it"
+                )))
+            }
+            Err(e) => {
+                return Err(PacketError::Work {
+                    height,
+                    reason: e.to_string(),
+                })
+            }
         }
-        let work = |reason: String| PacketError::Work { height, reason };
-        network
-            .check_pow(&header)
-            .map_err(|e| work(e.to_string()))?;
-        check_difficulty(network, height, &prev, &header).map_err(work)?;
         out.push(header);
         prev = header;
     }
     Ok(out)
-}
-
-/// The difficulty rule a light client can check without the whole period:
-/// no change inside a retarget period, and at a period boundary at most a
-/// factor of four either way (Bitcoin's clamp). Regtest networks never
-/// retarget. On testnet and testnet4 a block may fall back to the minimum
-/// difficulty, so only the proof-of-work limit is enforced there.
-fn check_difficulty(
-    network: AnchorNetwork,
-    height: u32,
-    prev: &Header,
-    header: &Header,
-) -> Result<(), String> {
-    match network {
-        AnchorNetwork::Testnet | AnchorNetwork::Testnet4 => Ok(()),
-        AnchorNetwork::Regtest | AnchorNetwork::LitecoinRegtest => {
-            if header.bits == prev.bits {
-                Ok(())
-            } else {
-                Err("difficulty changed on a network that never retargets".into())
-            }
-        }
-        _ if height % RETARGET_INTERVAL != 0 => {
-            if header.bits == prev.bits {
-                Ok(())
-            } else {
-                Err("difficulty changed inside a retarget period".into())
-            }
-        }
-        _ => {
-            let (old, new) = (prev.target(), header.target());
-            let easiest = old.max_transition_threshold_unchecked();
-            let hardest = Target::from_le_bytes(quarter(old.to_le_bytes()));
-            if new > easiest || new < hardest {
-                Err("difficulty moved more than a factor of four at a retarget".into())
-            } else {
-                Ok(())
-            }
-        }
-    }
-}
-
-/// `x / 4` of a little-endian 256-bit number.
-fn quarter(mut le: [u8; 32]) -> [u8; 32] {
-    for _ in 0..2 {
-        let mut carry = 0u8;
-        for byte in le.iter_mut().rev() {
-            let next = *byte & 1;
-            *byte = (*byte >> 1) | (carry << 7);
-            carry = next;
-        }
-    }
-    le
 }
 
 #[cfg(test)]

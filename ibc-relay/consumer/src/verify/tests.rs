@@ -23,6 +23,10 @@ fn mine(prev: &Header, bits: u32, time: u32) -> Header {
     h
 }
 
+fn regtest() -> NetworkAnchors {
+    TrustAnchors::builtin().get(AnchorNetwork::Regtest).clone()
+}
+
 fn trusted() -> TrustedHeader {
     let genesis = bitcoin::constants::genesis_block(bitcoin::Network::Regtest).header;
     TrustedHeader {
@@ -55,7 +59,12 @@ fn packet_with(headers: &[Header], first_height: u32) -> TimestampPacket {
 fn linked_headers_with_work_pass() {
     let t = trusted();
     let headers = chain(&t.header, 5);
-    let got = check_headers(&packet_with(&headers, 1), &t, AnchorNetwork::Regtest);
+    let got = check_headers(
+        &packet_with(&headers, 1),
+        &t,
+        AnchorNetwork::Regtest,
+        &regtest(),
+    );
     assert_eq!(got, Ok(headers));
 }
 
@@ -63,19 +72,34 @@ fn linked_headers_with_work_pass() {
 fn headers_must_start_right_after_the_trusted_header_and_link() {
     let t = trusted();
     let headers = chain(&t.header, 4);
-    let err = check_headers(&packet_with(&headers, 2), &t, AnchorNetwork::Regtest);
+    let err = check_headers(
+        &packet_with(&headers, 2),
+        &t,
+        AnchorNetwork::Regtest,
+        &regtest(),
+    );
     assert!(matches!(err, Err(PacketError::Headers(_))), "{err:?}");
-    let err = check_headers(&packet_with(&headers[1..], 1), &t, AnchorNetwork::Regtest);
+    let err = check_headers(
+        &packet_with(&headers[1..], 1),
+        &t,
+        AnchorNetwork::Regtest,
+        &regtest(),
+    );
     assert!(matches!(err, Err(PacketError::Headers(_))), "{err:?}");
     let mut gap = headers.clone();
     gap.remove(2);
-    let err = check_headers(&packet_with(&gap, 1), &t, AnchorNetwork::Regtest);
+    let err = check_headers(
+        &packet_with(&gap, 1),
+        &t,
+        AnchorNetwork::Regtest,
+        &regtest(),
+    );
     assert!(matches!(err, Err(PacketError::Headers(_))), "{err:?}");
-    let err = check_headers(&packet_with(&[], 1), &t, AnchorNetwork::Regtest);
+    let err = check_headers(&packet_with(&[], 1), &t, AnchorNetwork::Regtest, &regtest());
     assert!(matches!(err, Err(PacketError::Headers(_))), "{err:?}");
     let mut short = packet_with(&headers, 1);
     short.headers[1].pop();
-    let err = check_headers(&short, &t, AnchorNetwork::Regtest);
+    let err = check_headers(&short, &t, AnchorNetwork::Regtest, &regtest());
     assert!(matches!(err, Err(PacketError::Headers(_))), "{err:?}");
 }
 
@@ -89,7 +113,12 @@ fn a_header_without_work_or_with_a_new_difficulty_is_refused() {
         lazy.nonce += 1;
     }
     headers[2] = lazy;
-    let err = check_headers(&packet_with(&headers, 1), &t, AnchorNetwork::Regtest);
+    let err = check_headers(
+        &packet_with(&headers, 1),
+        &t,
+        AnchorNetwork::Regtest,
+        &regtest(),
+    );
     assert!(
         matches!(err, Err(PacketError::Work { height: 3, .. })),
         "{err:?}"
@@ -97,7 +126,12 @@ fn a_header_without_work_or_with_a_new_difficulty_is_refused() {
     // Harder bits with valid work: regtest never retargets.
     let mut headers = chain(&t.header, 2);
     headers.push(mine(&headers[1], 0x1f7f_ffff, 1_700_000_100));
-    let err = check_headers(&packet_with(&headers, 1), &t, AnchorNetwork::Regtest);
+    let err = check_headers(
+        &packet_with(&headers, 1),
+        &t,
+        AnchorNetwork::Regtest,
+        &regtest(),
+    );
     assert!(
         matches!(err, Err(PacketError::Work { height: 3, .. })),
         "{err:?}"
@@ -105,34 +139,48 @@ fn a_header_without_work_or_with_a_new_difficulty_is_refused() {
 }
 
 #[test]
-fn retargets_are_clamped_to_a_factor_of_four() {
-    // check_difficulty looks at bits only: no need to mine at this difficulty.
-    let prev = Header {
-        bits: CompactTarget::from_consensus(0x1d00_ffff),
-        ..trusted().header
+fn a_mainnet_packet_below_the_difficulty_floor_is_refused() {
+    // Real Bitcoin blocks 0 and 1: linked, valid proof of work, and at
+    // difficulty 1, which a GPU makes in seconds.
+    let genesis = bitcoin::constants::genesis_block(bitcoin::Network::Bitcoin).header;
+    let block1: Header = bitcoin::consensus::encode::deserialize_hex(
+        "010000006fe28c0ab6f1b372c1a6a246ae63f74f931e8365e15a089c68d6190000000000\
+         982051fd1e4ba744bbbe680e1fee14677ba1a3c3540bf7b1cdb606e857233e0e\
+         61bc6649ffff001d01e36299",
+    )
+    .expect("valid header");
+    assert_eq!(
+        block1.block_hash().to_string(),
+        "00000000839a8e6886ab5951d76f411475428afc90947ee320161bbf18eb6048"
+    );
+    assert_eq!(AnchorNetwork::Bitcoin.check_pow(&block1), Ok(()));
+    let t = TrustedHeader {
+        height: 0,
+        header: genesis,
     };
-    let at = |bits: u32| Header {
-        bits: CompactTarget::from_consensus(bits),
-        ..prev
+    let anchors = TrustAnchors::builtin();
+    let packet = packet_with(&[block1], 1);
+    let err = check_headers(
+        &packet,
+        &t,
+        AnchorNetwork::Bitcoin,
+        anchors.get(AnchorNetwork::Bitcoin),
+    );
+    match err {
+        Err(PacketError::Work { height: 1, reason }) => {
+            assert!(reason.contains("below the bitcoin floor"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // The floor is what refuses it: without one the same headers pass.
+    let no_floor = NetworkAnchors {
+        floor_bits: None,
+        ..anchors.get(AnchorNetwork::Bitcoin).clone()
     };
-    // Inside a period nothing may change; at a boundary a factor of 4 may.
-    assert!(check_difficulty(AnchorNetwork::Bitcoin, 2017, &prev, &at(0x1d00_ffff)).is_ok());
-    assert!(check_difficulty(AnchorNetwork::Bitcoin, 2017, &prev, &at(0x1c7f_ff80)).is_err());
-    assert!(check_difficulty(AnchorNetwork::Bitcoin, 4032, &prev, &at(0x1c3f_ffc0)).is_ok());
-    assert!(check_difficulty(AnchorNetwork::Bitcoin, 4032, &prev, &at(0x1c3f_ff00)).is_err());
-    assert!(check_difficulty(AnchorNetwork::Bitcoin, 4032, &prev, &at(0x1d03_fffc)).is_ok());
-    assert!(check_difficulty(AnchorNetwork::Bitcoin, 4032, &prev, &at(0x1d04_0000)).is_err());
-    assert!(check_difficulty(AnchorNetwork::Testnet4, 17, &prev, &at(0x1d04_0000)).is_ok());
-}
-
-#[test]
-fn quarter_divides_by_four() {
-    let mut x = [0u8; 32];
-    x[0] = 0x10;
-    x[1] = 0x01;
-    let mut want = [0u8; 32];
-    want[0] = 0x44;
-    assert_eq!(quarter(x), want);
+    assert_eq!(
+        check_headers(&packet, &t, AnchorNetwork::Bitcoin, &no_floor),
+        Ok(vec![block1])
+    );
 }
 
 #[test]
