@@ -133,10 +133,11 @@ Watch it go pending → batched → anchored → confirmed (use the id printed a
   curl -s {url}/v1/records/<id>
   curl -s {url}/v1/chains/{DEV_CHAIN}/status
 
-Fetch the proof and verify it offline:
+Fetch the proof and verify it offline ({network} is a test network: its
+proof of work proves nothing, so the verifier wants it named):
 
   cargo run -q -p btcts -- proof <id> --url {url} -o proof.json
-  cargo run -q -p btcts -- verify proof.json
+  cargo run -q -p btcts -- verify --network {network} proof.json
 
 The same proof as an OpenTimestamps file, and btcts as the calendar of the
 stock client (pip install opentimestamps-client):

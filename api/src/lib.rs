@@ -34,8 +34,15 @@ enum Command {
     /// Also verifies OpenTimestamps `.ots` files against a block header from
     /// a proof document, a headers file or a node.
     ///
+    /// Without --network only mainnet proofs (bitcoin, litecoin) verify; a
+    /// test network's proof needs its name and is printed with a warning.
+    /// Headers must be at or above the network's difficulty floor; the
+    /// result says how far to trust it: checkpointed, node-checked (--node),
+    /// work-only or test-network.
+    ///
     /// Exit status: 0 verified, 1 not verified (the reason names the step),
-    /// 2 the file could not be read (or an `.ots` file has no header source).
+    /// 2 the file could not be read (or an `.ots` file has no header source,
+    /// or the node cannot be asked).
     Verify(verify_cmd::VerifyArgs),
     /// Run the daemon: HTTP API, durable store, anchoring loop.
     ///

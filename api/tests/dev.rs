@@ -103,14 +103,19 @@ async fn the_demo_confirms_a_record_and_stops_on_ctrl_c() -> Result<()> {
         "btcts proof: {}",
         String::from_utf8_lossy(&got.stderr)
     );
-    let verified = Command::new(exe).arg("verify").arg(&file).output()?;
+    // The demo runs on a test network: the verifier wants it named.
+    let network = btcts_tests::node::NodeKind::detect().network().to_string();
+    let verified = Command::new(exe)
+        .args(["verify", "--network", &network])
+        .arg(&file)
+        .output()?;
     ensure!(
         verified.status.success(),
         "btcts verify: {}",
         String::from_utf8_lossy(&verified.stderr)
     );
     ensure!(
-        printed.contains("curl -s -X POST") && printed.contains("btcts -- verify proof.json"),
+        printed.contains("curl -s -X POST") && printed.contains("btcts -- verify --network "),
         "{printed}"
     );
 

@@ -89,7 +89,7 @@ async fn three_chains_confirm_verify_survive_a_reorg_and_restarts() -> Result<()
     let file = dir.path().join("proof.json");
     std::fs::write(&file, one.to_string())?;
     let out = Command::new(env!("CARGO_BIN_EXE_btcts"))
-        .arg("verify")
+        .args(["verify", "--network", "litecoin-regtest"])
         .arg(&file)
         .output()?;
     ensure!(

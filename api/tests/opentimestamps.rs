@@ -170,7 +170,14 @@ async fn the_stock_ots_client_stamps_upgrades_and_verifies_through_btcts() -> Re
     );
     // ... and `btcts verify` reads the client's upgraded file too.
     let out = Command::new(env!("CARGO_BIN_EXE_btcts"))
-        .args(["verify", "--node", &node_url, "--file"])
+        .args([
+            "verify",
+            "--network",
+            "litecoin-regtest",
+            "--node",
+            &node_url,
+            "--file",
+        ])
         .arg(work.join("hello.txt"))
         .arg(&stamp)
         .output()?;

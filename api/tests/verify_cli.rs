@@ -27,7 +27,12 @@ fn a_golden_proof_verifies_with_a_human_summary() {
         .as_str()
         .expect("txid")
         .to_owned();
-    let out = btcts(&["verify", &golden("litecoin-regtest-pos-block.json")]);
+    let out = btcts(&[
+        "verify",
+        "--network",
+        "litecoin-regtest",
+        &golden("litecoin-regtest-pos-block.json"),
+    ]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     for needle in [
@@ -148,6 +153,8 @@ fn ots_files_verify_against_a_proof_a_headers_file_or_fail_with_the_step() {
         &json_path,
         "--file",
         leaf,
+        "--network",
+        "litecoin-regtest",
     ]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
@@ -203,6 +210,11 @@ fn ots_files_verify_against_a_proof_a_headers_file_or_fail_with_the_step() {
             "block",
             1,
         ),
+        (
+            vec!["--with-proof", json_path.as_str(), "--file", leaf],
+            "network",
+            1,
+        ),
         (vec![], "header_source", 2),
         (vec!["--headers", headers], "header_source", 2),
     ] {
@@ -218,7 +230,15 @@ fn ots_files_verify_against_a_proof_a_headers_file_or_fail_with_the_step() {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
         assert_eq!(v["error"]["step"], step, "{args:?}");
     }
-    let out = btcts(&["verify", &tampered, "--with-proof", &json_path, "--json"]);
+    let out = btcts(&[
+        "verify",
+        &tampered,
+        "--with-proof",
+        &json_path,
+        "--network",
+        "litecoin-regtest",
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["error"]["step"], "block");
