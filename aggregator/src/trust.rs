@@ -10,9 +10,10 @@
 //! Refreshing them: take newer checkpoints from the node software's own
 //! source (Bitcoin Core `src/kernel/chainparams.cpp`: `m_assumeutxo_data`
 //! and `defaultAssumeValid`; Litecoin Core `src/chainparams.cpp`:
-//! `checkpointData`) or from your own node (`getblockhash H`), and set the
-//! floor to a quarter of the difficulty of a recent retarget period
-//! (`getblockheader <hash>` → `bits`), as below. A new floor only refuses
+//! `checkpointData` and `defaultAssumeValid`) or from your own node
+//! (`getblockhash H`), and set the floor to a quarter of the difficulty of
+//! a recent block whose header you checked (`getblockheader <hash>` →
+//! `bits`; multiply the target by four), as below. A new floor only refuses
 //! proofs anchored in blocks easier than it, so it must stay well below
 //! the difficulty of every block btcts may have anchored in.
 
@@ -122,9 +123,10 @@ fn checkpoints(list: &[(u32, &str)]) -> Vec<Checkpoint> {
         .collect()
 }
 
-/// Bitcoin mainnet. Checkpoints: the genesis block and Bitcoin Core's
+/// Bitcoin mainnet. Checkpoints: the genesis block, Bitcoin Core v30's
 /// assumeutxo snapshot blocks (`src/kernel/chainparams.cpp`,
-/// `m_assumeutxo_data`, v28–v30).
+/// `m_assumeutxo_data`: 840,000, 880,000, 910,000) and its
+/// `defaultAssumeValid` block (912,683).
 const BITCOIN_CHECKPOINTS: &[(u32, &str)] = &[
     (
         0,
@@ -142,30 +144,60 @@ const BITCOIN_CHECKPOINTS: &[(u32, &str)] = &[
         910_000,
         "0000000000000000000108970acb9522ffd516eae17acddcb1bd16469194a821",
     ),
+    (
+        912_683,
+        "00000000000000000000611fd22f2df7c8fbd0688745c3a6c3bb5109cc2a12cb",
+    ),
 ];
 /// Bitcoin mainnet floor: a quarter of the difficulty of block 840,000
-/// (bits `0x17034219`, difficulty 86.39 T, April 2024), i.e. difficulty
-/// 21.6 T, bits `0x170d0864`.
+/// (bits `0x17034219`, difficulty 86.39 T, April 2024; its header hashes to
+/// the 840,000 checkpoint), i.e. difficulty 21.6 T, bits `0x170d0864`.
 const BITCOIN_FLOOR_BITS: u32 = 0x170d_0864;
 /// 3.125 BTC since block 840,000.
 const BITCOIN_SUBSIDY: u64 = 312_500_000;
 
-/// Bitcoin testnet4 (BIP94). Checkpoints: its genesis block.
+/// Bitcoin testnet4 (BIP94). Checkpoints: its genesis block, Bitcoin Core
+/// v30's assumeutxo block (90,000) and `defaultAssumeValid` (91,000).
 /// No floor: testnet4 still allows a minimum-difficulty block after 20
-/// minutes without one (`fPowAllowMinDifficultyBlocks`).
-const TESTNET4_CHECKPOINTS: &[(u32, &str)] = &[(
-    0,
-    "00000000da84f2bafbbc53dee25a72ae507ff4914b867c565be350b0da8bf043",
-)];
+/// minutes without one (`fPowAllowMinDifficultyBlocks`, BIP94).
+const TESTNET4_CHECKPOINTS: &[(u32, &str)] = &[
+    (
+        0,
+        "00000000da84f2bafbbc53dee25a72ae507ff4914b867c565be350b0da8bf043",
+    ),
+    (
+        90_000,
+        "0000000002ebe8bcda020e0dd6ccfbdfac531d2f6a81457191b99fc2df2dbe3b",
+    ),
+    (
+        91_000,
+        "000000000000000180a58e7fa3b0db84b5ea76377524894f53660d93ac839d9b",
+    ),
+];
 
-/// Litecoin mainnet. Checkpoints: the genesis block and Litecoin Core's
-/// `checkpointData` (`src/chainparams.cpp`, 0.21).
-const LITECOIN_CHECKPOINTS: &[(u32, &str)] = &[(
-    0,
-    "12a765e31ffd4059bada1e25190f6e98c99d9714d334efa41a195a7e7e04bfe2",
-)];
-/// Litecoin mainnet floor (see the module docs for how it was chosen).
-const LITECOIN_FLOOR_BITS: u32 = 0x1a00_ffff;
+/// Litecoin mainnet. Checkpoints: the genesis block, the last entry of
+/// Litecoin Core's `checkpointData` (721,000) and its `defaultAssumeValid`
+/// block (2,772,730), both from `src/chainparams.cpp` of v0.21.5.5.
+const LITECOIN_CHECKPOINTS: &[(u32, &str)] = &[
+    (
+        0,
+        "12a765e31ffd4059bada1e25190f6e98c99d9714d334efa41a195a7e7e04bfe2",
+    ),
+    (
+        721_000,
+        "198a7b4de1df9478e2463bd99d75b714eab235a2e63e741641dc8a759a9840e5",
+    ),
+    (
+        2_772_730,
+        "80cdb35c080484df5bf384b311fde3c4694d3405765bc0f596e9eb369ff286e5",
+    ),
+];
+/// Litecoin mainnet floor: a quarter of the difficulty of block 2,500,000
+/// (bits `0x1a00a2d0`, difficulty 26.4 M, June 2023), i.e. difficulty
+/// 6.6 M, bits `0x1a028b40`. That header's scrypt work was checked, but its
+/// hash is not one Litecoin Core pins (it comes from a miner's published
+/// test vectors), hence the wide margin; refresh it from your own node.
+const LITECOIN_FLOOR_BITS: u32 = 0x1a02_8b40;
 /// 6.25 LTC since block 2,520,000.
 const LITECOIN_SUBSIDY: u64 = 625_000_000;
 
@@ -349,6 +381,40 @@ mod tests {
             .floor()
             .expect("mainnet has a floor");
         let ratio = at_840000.difficulty_float() / floor.difficulty_float();
+        assert!((ratio - 4.0).abs() < 0.001, "{ratio}");
+    }
+
+    #[test]
+    fn the_real_block_840000_is_the_checkpoint_and_clears_the_floor() {
+        // Block 840,000 as every Bitcoin node serves it.
+        let header: bitcoin::block::Header = bitcoin::consensus::encode::deserialize_hex(
+            "00e05f2aab948491071265ad552351d0ad625745668da54b0172010000000000000000004f89a5d7\
+             3bd4d4887f25981fe81892ccafda10c27f52d6f3dd28183a7c411b03b7072366194203177d9863ea",
+        )
+        .expect("valid header");
+        let anchors = TrustAnchors::builtin();
+        let btc = anchors.get(AnchorNetwork::Bitcoin);
+        assert_eq!(
+            btc.checkpoint(&header.block_hash()).map(|c| c.height),
+            Some(840_000)
+        );
+        assert_eq!(header.bits.to_consensus(), 0x1703_4219);
+        assert_eq!(
+            crate::headers::check_work(AnchorNetwork::Bitcoin, btc, &header),
+            Ok(())
+        );
+        let w = WorkProven::of([header].iter(), btc);
+        assert!((w.blocks_at_floor.expect("floor") - 4.0).abs() < 0.001);
+    }
+
+    #[test]
+    fn the_litecoin_floor_is_a_quarter_of_block_2500000() {
+        let at_2500000 = Target::from_compact(CompactTarget::from_consensus(0x1a00_a2d0));
+        let floor = TrustAnchors::builtin()
+            .get(AnchorNetwork::Litecoin)
+            .floor()
+            .expect("litecoin has a floor");
+        let ratio = at_2500000.difficulty_float() / floor.difficulty_float();
         assert!((ratio - 4.0).abs() < 0.001, "{ratio}");
     }
 
