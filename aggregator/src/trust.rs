@@ -374,17 +374,6 @@ mod tests {
     }
 
     #[test]
-    fn the_bitcoin_floor_is_a_quarter_of_block_840000() {
-        let at_840000 = Target::from_compact(CompactTarget::from_consensus(0x1703_4219));
-        let floor = TrustAnchors::builtin()
-            .get(AnchorNetwork::Bitcoin)
-            .floor()
-            .expect("mainnet has a floor");
-        let ratio = at_840000.difficulty_float() / floor.difficulty_float();
-        assert!((ratio - 4.0).abs() < 0.001, "{ratio}");
-    }
-
-    #[test]
     fn the_real_block_840000_is_the_checkpoint_and_clears_the_floor() {
         // Block 840,000 as every Bitcoin node serves it.
         let header: bitcoin::block::Header = bitcoin::consensus::encode::deserialize_hex(
@@ -408,14 +397,20 @@ mod tests {
     }
 
     #[test]
-    fn the_litecoin_floor_is_a_quarter_of_block_2500000() {
-        let at_2500000 = Target::from_compact(CompactTarget::from_consensus(0x1a00_a2d0));
-        let floor = TrustAnchors::builtin()
-            .get(AnchorNetwork::Litecoin)
-            .floor()
-            .expect("litecoin has a floor");
-        let ratio = at_2500000.difficulty_float() / floor.difficulty_float();
-        assert!((ratio - 4.0).abs() < 0.001, "{ratio}");
+    fn each_floor_is_a_quarter_of_a_real_block_s_difficulty() {
+        // Block 840,000 of Bitcoin, block 2,500,000 of Litecoin.
+        for (network, bits) in [
+            (AnchorNetwork::Bitcoin, 0x1703_4219),
+            (AnchorNetwork::Litecoin, 0x1a00_a2d0),
+        ] {
+            let real = Target::from_compact(CompactTarget::from_consensus(bits));
+            let floor = TrustAnchors::builtin()
+                .get(network)
+                .floor()
+                .expect("a mainnet has a floor");
+            let ratio = real.difficulty_float() / floor.difficulty_float();
+            assert!((ratio - 4.0).abs() < 0.001, "{network}: {ratio}");
+        }
     }
 
     #[test]

@@ -11,7 +11,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
 use aggregator::ots::{Attestation, DetachedTimestamp};
 use aggregator::Proof;
@@ -68,23 +67,6 @@ fn replay(path: &Path) -> Result<Value> {
 async fn get_bytes(d: &Daemon, path: &str) -> Result<(u16, Vec<u8>)> {
     let r = reqwest::get(format!("{}{path}", d.url)).await?;
     Ok((r.status().as_u16(), r.bytes().await?.to_vec()))
-}
-
-/// Mines a block every 200 ms until record `id` has `depth` confirmations.
-async fn mine_until(d: &Daemon, node: &RegtestNode, id: &str, depth: u64) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let (_, r) = get(d, &format!("/v1/records/{id}")).await?;
-        if r["confirmations"].as_u64().unwrap_or(0) >= depth {
-            return Ok(());
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "{id} never reached depth {depth}: {r}"
-        );
-        node.mine(1)?;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

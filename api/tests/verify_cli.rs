@@ -1,23 +1,13 @@
 //! `btcts verify` as a user runs it: the real binary on real proof files.
 
-use std::process::{Command, Output};
+mod common;
+use common::{btcts, text};
 
 fn golden(name: &str) -> String {
     format!(
         "{}/../aggregator/tests/data/{name}",
         env!("CARGO_MANIFEST_DIR")
     )
-}
-
-fn btcts(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_btcts"))
-        .args(args)
-        .output()
-        .expect("runs btcts")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]

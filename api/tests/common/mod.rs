@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -158,4 +158,34 @@ pub async fn submit_as(
         .iter()
         .filter_map(|r| r["id"].as_str().map(str::to_owned))
         .collect())
+}
+
+/// Mines a block every 200 ms until record `id` has `depth` confirmations.
+pub async fn mine_until(d: &Daemon, node: &RegtestNode, id: &str, depth: u64) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (_, r) = get(d, &format!("/v1/records/{id}")).await?;
+        if r["confirmations"].as_u64().unwrap_or(0) >= depth {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{id} never reached depth {depth}: {r}"
+        );
+        node.mine(1)?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Runs the `btcts` binary with `args`.
+pub fn btcts(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_btcts"))
+        .args(args)
+        .output()
+        .expect("runs btcts")
+}
+
+/// Output bytes as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
