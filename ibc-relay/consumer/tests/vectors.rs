@@ -13,8 +13,12 @@
 //! only its unmutated verdict is written. The format is described in
 //! docs/ibc.md and `ibc-relay/tests/data/vectors/README.md`.
 //!
-//! `trust_anchors.json` beside them is every network's difficulty floor
-//! from `TrustAnchors::builtin()`, which the Go verifier must agree with.
+//! `trust_anchors.json` beside them is every network's difficulty floor and
+//! checkpoints from `TrustAnchors::builtin()`, which the Go verifier must
+//! agree with. No packet vector is refused at the checkpoint step: a
+//! packet's blocks sit above its trusted header (height 1 and up), and the
+//! test networks' only checkpoint is their genesis block at height 0, which
+//! carries no btcts payload and links to nothing.
 //!
 //! The files under `ibc-relay/tests/data/vectors/` are pinned like every
 //! other golden: `BTCTS_WRITE_GOLDEN=1` rewrites them.
@@ -626,20 +630,28 @@ fn vectors_are_pinned() {
     pinned("vectors.json", file.as_bytes());
 }
 
-/// Every network's difficulty floor, by name: `"0x170d0864"` or `null`.
+/// Every network's trust anchors, by name: `floor_bits` (`"0x170d0864"` or
+/// `null`) and `checkpoints` (`[{"height", "hash"}]`, hashes in display hex,
+/// in the order `TrustAnchors::builtin()` lists them).
 #[test]
 fn trust_anchors_are_pinned() {
     let anchors = TrustAnchors::builtin();
-    let floors: BTreeMap<&str, Option<String>> = AnchorNetwork::ALL
+    let by_name: BTreeMap<&str, Value> = AnchorNetwork::ALL
         .into_iter()
         .map(|n| {
-            let floor = anchors.get(n).floor_bits;
+            let a = anchors.get(n);
+            let checkpoints: Vec<Value> = a
+                .checkpoints
+                .iter()
+                .map(|c| json!({"height": c.height, "hash": c.hash.to_string()}))
+                .collect();
+            let floor = a.floor_bits.map(|b| format!("{:#010x}", b.to_consensus()));
             (
                 n.name(),
-                floor.map(|b| format!("{:#010x}", b.to_consensus())),
+                json!({"floor_bits": floor, "checkpoints": checkpoints}),
             )
         })
         .collect();
-    let file = serde_json::to_string_pretty(&floors).expect("a map of strings") + "\n";
+    let file = serde_json::to_string_pretty(&by_name).expect("a map of JSON values") + "\n";
     pinned("trust_anchors.json", file.as_bytes());
 }

@@ -13,7 +13,7 @@ import (
 // preimage → leaf hash → Merkle path → root → OP_RETURN payload in the
 // transaction → txid → transaction Merkle branch → header Merkle root →
 // header hash, difficulty floor and proof of work → headers after it
-// (linkage, floor, work, difficulty changes).
+// (linkage, floor, work, difficulty changes) → checkpoints.
 
 // VerifiedProof is what a valid proof document shows.
 type VerifiedProof struct {
@@ -50,6 +50,7 @@ const (
 	stepHeader       = "block header"
 	stepProofOfWork  = "proof of work"
 	stepHeadersAfter = "headers after the block"
+	stepCheckpoint   = "checkpoint"
 )
 
 // StepError is a failed verification step.
@@ -258,6 +259,8 @@ func checkAnchor(a *AnchorEvid, seq uint64, root [32]byte, network *Network, tag
 		return nil, fail(stepProofOfWork, "block %s: %s", display(blockHash), err)
 	}
 	prev, prevHeader := blockHash, header
+	hashes := make([][32]byte, 0, 1+len(a.HeadersAfter))
+	hashes = append(hashes, blockHash)
 	for i, after := range a.HeadersAfter {
 		h, err := parseHeader(after.Header, stepHeadersAfter)
 		if err != nil {
@@ -278,6 +281,10 @@ func checkAnchor(a *AnchorEvid, seq uint64, root [32]byte, network *Network, tag
 			return nil, fail(stepHeadersAfter, "header %d (%s): %s", i+1, display(hash), err)
 		}
 		prev, prevHeader = hash, h
+		hashes = append(hashes, hash)
+	}
+	if err := checkCheckpoints(a.Network, a.Block.Height, hashes); err != nil {
+		return nil, err
 	}
 	confirmations := uint32(0xffff_ffff)
 	if n := uint64(len(a.HeadersAfter)); n < 0xffff_ffff {

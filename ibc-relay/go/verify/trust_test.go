@@ -18,21 +18,27 @@ import (
 // linked to the genesis block, valid proof of work at difficulty 1.
 const bitcoinBlock1 = "010000006fe28c0ab6f1b372c1a6a246ae63f74f931e8365e15a089c68d6190000000000982051fd1e4ba744bbbe680e1fee14677ba1a3c3540bf7b1cdb606e857233e0e61bc6649ffff001d01e36299"
 
-// Rust writes every network's floor (TrustAnchors::builtin) next to the
-// packet vectors; the Go constants must be the same.
-func TestFloorBitsAgreeWithRust(t *testing.T) {
+// Rust writes every network's trust anchors (TrustAnchors::builtin) next
+// to the packet vectors; the Go constants must be the same.
+func TestTrustAnchorsAgreeWithRust(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join(vectorDir, "trust_anchors.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var floors map[string]*string
-	if err := json.Unmarshal(raw, &floors); err != nil {
+	var rust map[string]struct {
+		FloorBits   *string `json:"floor_bits"`
+		Checkpoints []struct {
+			Height uint32 `json:"height"`
+			Hash   string `json:"hash"`
+		} `json:"checkpoints"`
+	}
+	if err := json.Unmarshal(raw, &rust); err != nil {
 		t.Fatal(err)
 	}
-	if len(floors) != len(Networks) {
-		t.Errorf("Rust lists %d networks, Go %d", len(floors), len(Networks))
+	if len(rust) != len(Networks) {
+		t.Errorf("Rust lists %d networks, Go %d", len(rust), len(Networks))
 	}
-	for name, want := range floors {
+	for name, want := range rust {
 		n, err := ParseNetwork(name)
 		if err != nil {
 			t.Errorf("Rust network %q: %v", name, err)
@@ -40,16 +46,121 @@ func TestFloorBitsAgreeWithRust(t *testing.T) {
 		}
 		bits, ok := FloorBits(n)
 		switch {
-		case want == nil && ok:
+		case want.FloorBits == nil && ok:
 			t.Errorf("%s: Go has floor %#x, Rust none", n, bits)
-		case want != nil && !ok:
-			t.Errorf("%s: Rust has floor %s, Go none", n, *want)
-		case want != nil:
-			rust, err := strconv.ParseUint(strings.TrimPrefix(*want, "0x"), 16, 32)
+		case want.FloorBits != nil && !ok:
+			t.Errorf("%s: Rust has floor %s, Go none", n, *want.FloorBits)
+		case want.FloorBits != nil:
+			rust, err := strconv.ParseUint(strings.TrimPrefix(*want.FloorBits, "0x"), 16, 32)
 			if err != nil || uint32(rust) != bits {
-				t.Errorf("%s: Go floor %#x, Rust %s (%v)", n, bits, *want, err)
+				t.Errorf("%s: Go floor %#x, Rust %s (%v)", n, bits, *want.FloorBits, err)
 			}
 		}
+		got := Checkpoints(n)
+		if len(got) != len(want.Checkpoints) || len(got) == 0 {
+			t.Errorf("%s: Go has %d checkpoints, Rust %d", n, len(got), len(want.Checkpoints))
+			continue
+		}
+		for i, c := range want.Checkpoints {
+			if got[i].Height != c.Height || display(got[i].Hash) != c.Hash {
+				t.Errorf("%s: Go checkpoint %d is %s at %d, Rust's %s at %d",
+					n, i, display(got[i].Hash), got[i].Height, c.Hash, c.Height)
+			}
+		}
+	}
+}
+
+// Every network's genesis block is its checkpoint at height 0.
+func TestTheGenesisBlockIsACheckpoint(t *testing.T) {
+	for n, genesis := range map[Network]string{
+		Bitcoin:  bitcoinGenesis,
+		Regtest:  regtestGenesis,
+		Litecoin: litecoinGenesis,
+	} {
+		if got := Checkpoints(n); got[0] != (Checkpoint{Height: 0, Hash: BlockHash(header80(t, genesis))}) {
+			t.Errorf("%s: checkpoint %s at %d", n, display(got[0].Hash), got[0].Height)
+		}
+	}
+	// A copy: the caller cannot change the verifier's list.
+	Checkpoints(Bitcoin)[0].Height = 7
+	if Checkpoints(Bitcoin)[0].Height != 0 {
+		t.Fatal("Checkpoints returned the verifier's own list")
+	}
+}
+
+// The golden regtest proof (anchored at height 1) relabelled to height 0,
+// where the regtest genesis block is the checkpoint, is refused for it.
+func TestAProofAtACheckpointsHeightIsRefused(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join(goldenDir, "bitcoin-regtest-pos-block.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParseProof(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Anchor.Block.Height != 1 {
+		t.Fatalf("the golden proof is anchored at %d", p.Anchor.Block.Height)
+	}
+	p.Anchor.Block.Height = 0
+	_, err = p.Verify(nil, nil)
+	var step *StepError
+	want := "the proof's block at height 0 is 4a3bfe80aba87761de8eceb71ba2a63c69cf9d60d8abb9e67035e648abb57698, " +
+		"the checkpoint there is 0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206"
+	if !errors.As(err, &step) || step.Step != stepCheckpoint || step.Detail != want {
+		t.Fatalf("got %v", err)
+	}
+	// Any other height is the proof's to claim on regtest.
+	p.Anchor.Block.Height = 2
+	if _, err := p.Verify(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A real checkpoint block at another height, and another block at a
+// checkpoint's height, are refused; real blocks at their heights pass.
+// No proof can carry these (a checkpoint block holds no btcts payload and
+// the genesis block links to nothing; the mainnet ones are far above the
+// floor), so the check is called on the blocks' hashes directly.
+func TestACheckpointAtTheWrongHeightIsRefused(t *testing.T) {
+	genesis := BlockHash(header80(t, bitcoinGenesis))
+	block1 := BlockHash(header80(t, bitcoinBlock1))
+	// Block 840,000 as every Bitcoin node serves it.
+	block840000 := BlockHash(header80(t, "00e05f2aab948491071265ad552351d0ad625745668da54b0172010000000000000000004f89a5d73bd4d4887f25981fe81892ccafda10c27f52d6f3dd28183a7c411b03b7072366194203177d9863ea"))
+	tests := []struct {
+		name   string
+		height uint32
+		hashes [][32]byte
+		detail string
+	}{
+		{"genesis and block 1", 0, [][32]byte{genesis, block1}, ""},
+		{"block 1 alone", 1, [][32]byte{block1}, ""},
+		{"block 840,000", 840_000, [][32]byte{block840000}, ""},
+		{"block 840,000 after another", 839_999, [][32]byte{block1, block840000}, ""},
+		{"genesis at height 1", 1, [][32]byte{genesis},
+			"block 000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f is the checkpoint at height 0, the proof puts it at 1"},
+		{"block 840,000 one higher", 840_001, [][32]byte{block840000},
+			"block 0000000000000000000320283a032748cef8227873ff4872689bf23f1cda83a5 is the checkpoint at height 840000, the proof puts it at 840001"},
+		{"block 1 at height 0", 0, [][32]byte{block1},
+			"the proof's block at height 0 is 00000000839a8e6886ab5951d76f411475428afc90947ee320161bbf18eb6048, the checkpoint there is 000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f"},
+		{"block 1 at 880,000 after the anchor", 879_999, [][32]byte{block1, block1},
+			"the proof's block at height 880000 is 00000000839a8e6886ab5951d76f411475428afc90947ee320161bbf18eb6048, the checkpoint there is 000000000000000000010b17283c3c400507969a9c2afd1dcf2082ec5cca2880"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkCheckpoints(Bitcoin, tt.height, tt.hashes)
+			var step *StepError
+			switch {
+			case tt.detail == "" && err != nil:
+				t.Fatal(err)
+			case tt.detail != "" && (!errors.As(err, &step) || step.Step != stepCheckpoint || step.Detail != tt.detail):
+				t.Fatalf("got %v, want %s", err, tt.detail)
+			}
+		})
+	}
+	// Another network's checkpoints do not apply.
+	if err := checkCheckpoints(Testnet, 1, [][32]byte{genesis}); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -69,10 +180,16 @@ func TestEveryNetworkIsKnownToEverySwitch(t *testing.T) {
 		if floor, ok := FloorBits(n); ok && CompactToTarget(floor).Cmp(n.PowLimit()) >= 0 {
 			t.Errorf("%s: the floor is not below the proof-of-work limit", n)
 		}
+		if c := Checkpoints(n); len(c) == 0 || c[0].Height != 0 {
+			t.Errorf("%s: no checkpoint at height 0", n)
+		}
 	}
 	unknown := Network("dogecoin")
 	if _, ok := FloorBits(unknown); ok {
 		t.Error("an unknown network has a floor")
+	}
+	if c := Checkpoints(unknown); c != nil {
+		t.Errorf("an unknown network has checkpoints: %v", c)
 	}
 	for name, err := range map[string]error{
 		"checkDifficulty": checkDifficulty(unknown, 1, h, h),
