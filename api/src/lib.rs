@@ -9,6 +9,7 @@ pub mod error;
 mod feed_cmd;
 pub mod ibc;
 mod proof_cmd;
+pub mod ratelimit;
 mod routes;
 pub mod server;
 mod verify_cmd;

@@ -17,13 +17,13 @@ use btc_submitter::{Anchorer, BitcoinNode, CoreRpcNode};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use tower_governor::governor::GovernorConfigBuilder;
-use tower_governor::key_extractor::KeyExtractor;
 use tower_governor::{GovernorError, GovernorLayer};
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::auth::Credentials;
 use crate::config::{LimitsSection, Settings};
 use crate::error::ApiError;
+use crate::ratelimit::{ClientKeys, LimiterHandle};
 use crate::{calendar, routes};
 
 /// What every handler shares.
@@ -50,6 +50,8 @@ pub struct AppState {
     pub ots: OtsState,
     /// IBC delivery, by consumer chain id.
     pub ibc: std::collections::BTreeMap<String, crate::ibc::IbcView>,
+    /// Proxies whose `Forwarded`/`X-Forwarded-For` name the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The OpenTimestamps part of [`AppState`].
@@ -71,30 +73,6 @@ impl std::fmt::Debug for AppState {
 
 /// The OpenAPI document served at `/openapi.json`.
 pub const OPENAPI: &str = include_str!("../../openapi/openapi.json");
-
-/// Rate-limit key: the hashed bearer token, or the client address.
-#[derive(Clone, Copy, Debug)]
-struct TokenOrAddress;
-
-impl KeyExtractor for TokenOrAddress {
-    type Key = [u8; 32];
-
-    fn extract<T>(&self, req: &axum::http::Request<T>) -> Result<Self::Key, GovernorError> {
-        if let Ok(Some(token)) = crate::auth::bearer(req.headers()) {
-            return Ok(token.0);
-        }
-        let mut key = [0u8; 32];
-        if let Some(addr) = req
-            .extensions()
-            .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        {
-            let ip = addr.0.ip().to_string();
-            let n = ip.len().min(32);
-            key[..n].copy_from_slice(&ip.as_bytes()[..n]);
-        }
-        Ok(key)
-    }
-}
 
 /// Every route the router serves: the OpenAPI test holds the spec to this list.
 pub const ROUTES: [(&str, &str); 14] = [
@@ -136,12 +114,23 @@ pub fn app(state: Arc<AppState>) -> Router {
         v1
     };
     let period = Duration::from_nanos(1_000_000_000 / u64::from(limits.rate_per_second.max(1)));
+    let keys = ClientKeys::new(&state.credentials, state.trusted_proxies.clone());
     let governor = GovernorConfigBuilder::default()
         .period(period)
         .burst_size(limits.rate_burst.max(1))
-        .key_extractor(TokenOrAddress)
+        .key_extractor(keys.clone())
         .finish()
-        .map(|config| GovernorLayer::new(config).error_handler(rate_limited));
+        .map(|config| {
+            let (len, prune) = (config.limiter().clone(), config.limiter().clone());
+            keys.attach(LimiterHandle {
+                len: Box::new(move || len.len()),
+                prune: Box::new(move || {
+                    prune.retain_recent();
+                    prune.shrink_to_fit();
+                }),
+            });
+            GovernorLayer::new(config).error_handler(rate_limited)
+        });
     let v1 = match governor {
         Some(layer) => v1.layer(layer),
         None => v1,
@@ -403,6 +392,7 @@ pub async fn serve(
         tips: Some(tips),
         ots,
         ibc,
+        trusted_proxies: Vec::new(),
     });
     let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, router)

@@ -4,79 +4,18 @@
 use std::sync::Arc;
 
 use aggregator::clock::FixedClock;
-use aggregator::{verify, Expect, Ingestor, Store};
+use aggregator::{verify, Expect};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use btc_submitter::fake::FakeNode;
 use btc_submitter::{AnchorConfig, Anchorer};
-use btcts_api::auth::{Credentials, TokenHash};
-use btcts_api::config::Config;
-use btcts_api::server::{app, AppState, OtsState, OPENAPI, ROUTES};
+use btcts_api::auth::TokenHash;
+use btcts_api::server::{app, OPENAPI, ROUTES};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-/// The public URL the harness's calendar writes into pending attestations.
-const CALENDAR: &str = "http://127.0.0.1:8080";
-
-struct Harness {
-    _dir: tempfile::TempDir,
-    store: Store,
-    fake: Arc<FakeNode>,
-    state: Arc<AppState>,
-}
-
-fn harness(tweak: impl FnOnce(&mut btcts_api::config::LimitsSection)) -> Harness {
-    harness_with(tweak, |_| {})
-}
-
-fn harness_with(
-    tweak: impl FnOnce(&mut btcts_api::config::LimitsSection),
-    tweak_credentials: impl FnOnce(&mut Credentials),
-) -> Harness {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store =
-        Store::open(dir.path().join("s.redb"), Arc::new(FixedClock::new(1))).expect("store");
-    let (ingestor, _writer) = Ingestor::start(store.clone()).expect("writer");
-    let fake = Arc::new(FakeNode::new());
-    let mut limits = Config::default().limits;
-    limits.max_body_bytes = 64 * 1024;
-    limits.max_records_per_request = 100;
-    tweak(&mut limits);
-    let mut credentials = Credentials::default();
-    credentials.chains.insert(
-        "chain-a".parse().expect("id"),
-        vec![TokenHash::of("token-a")],
-    );
-    credentials.chains.insert(
-        "chain-b".parse().expect("id"),
-        vec![TokenHash::of("token-b")],
-    );
-    credentials.admin = Some(TokenHash::of("admin"));
-    tweak_credentials(&mut credentials);
-    let state = Arc::new(AppState {
-        store: store.clone(),
-        ingestor,
-        node: fake.clone(),
-        credentials,
-        limits,
-        confirmations: 2,
-        network: aggregator::AnchorNetwork::Regtest,
-        metrics: None,
-        tips: None,
-        ots: OtsState {
-            calendar: true,
-            public_url: CALENDAR.into(),
-        },
-        ibc: Default::default(),
-    });
-    Harness {
-        _dir: dir,
-        store,
-        fake,
-        state,
-    }
-}
+mod inproc;
+use inproc::{harness, harness_with, Harness, CALENDAR};
 
 fn block(height: u64, hash: u8) -> Value {
     json!({ "height": height, "block_hash": format!("{hash:02x}").repeat(32), "staker_set_digest": "ab".repeat(32) })

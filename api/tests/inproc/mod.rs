@@ -1,0 +1,75 @@
+//! The router in process over a real store and the fake node, shared by
+//! the tests that call it with `oneshot` or serve it on a loopback socket.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use aggregator::clock::FixedClock;
+use aggregator::{Ingestor, Store};
+use btc_submitter::fake::FakeNode;
+use btcts_api::auth::{Credentials, TokenHash};
+use btcts_api::config::Config;
+use btcts_api::server::{AppState, OtsState};
+
+/// The public URL the harness's calendar writes into pending attestations.
+pub const CALENDAR: &str = "http://127.0.0.1:8080";
+
+pub struct Harness {
+    pub _dir: tempfile::TempDir,
+    pub store: Store,
+    pub fake: Arc<FakeNode>,
+    pub state: Arc<AppState>,
+}
+
+pub fn harness(tweak: impl FnOnce(&mut btcts_api::config::LimitsSection)) -> Harness {
+    harness_with(tweak, |_| {})
+}
+
+pub fn harness_with(
+    tweak: impl FnOnce(&mut btcts_api::config::LimitsSection),
+    tweak_credentials: impl FnOnce(&mut Credentials),
+) -> Harness {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        Store::open(dir.path().join("s.redb"), Arc::new(FixedClock::new(1))).expect("store");
+    let (ingestor, _writer) = Ingestor::start(store.clone()).expect("writer");
+    let fake = Arc::new(FakeNode::new());
+    let mut limits = Config::default().limits;
+    limits.max_body_bytes = 64 * 1024;
+    limits.max_records_per_request = 100;
+    tweak(&mut limits);
+    let mut credentials = Credentials::default();
+    credentials.chains.insert(
+        "chain-a".parse().expect("id"),
+        vec![TokenHash::of("token-a")],
+    );
+    credentials.chains.insert(
+        "chain-b".parse().expect("id"),
+        vec![TokenHash::of("token-b")],
+    );
+    credentials.admin = Some(TokenHash::of("admin"));
+    tweak_credentials(&mut credentials);
+    let state = Arc::new(AppState {
+        store: store.clone(),
+        ingestor,
+        node: fake.clone(),
+        credentials,
+        limits,
+        confirmations: 2,
+        network: aggregator::AnchorNetwork::Regtest,
+        metrics: None,
+        tips: None,
+        ots: OtsState {
+            calendar: true,
+            public_url: CALENDAR.into(),
+        },
+        ibc: Default::default(),
+        trusted_proxies: Vec::new(),
+    });
+    Harness {
+        _dir: dir,
+        store,
+        fake,
+        state,
+    }
+}
