@@ -328,10 +328,14 @@ pub(crate) async fn current_proof(
     .map_err(ApiError::internal)?;
     match completed {
         Ok(p) => Ok(Some(p)),
-        Err(e) => Err(ApiError::unavailable(
-            "node_unavailable",
-            format!("cannot check the anchor block against the node: {e}"),
-        )),
+        Err(e) => {
+            // The node's own words (addresses, paths) stay in the log.
+            tracing::warn!(error = %e, "proof: cannot check the anchor block against the node");
+            Err(ApiError::unavailable(
+                "node_unavailable",
+                "cannot check the anchor block against the node right now",
+            ))
+        }
     }
 }
 

@@ -278,9 +278,15 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::V
     let info = tokio::task::spawn_blocking(move || node.chain_info())
         .await
         .map_err(ApiError::internal)?;
-    let info = info.map_err(|e| ApiError::unavailable("node_unavailable", e.to_string()))?;
-    btc_submitter::check_chain(state.network, &info)
-        .map_err(|e| ApiError::unavailable("wrong_chain", e.to_string()))?;
+    // The node's own words (addresses, paths, its chain) stay in the log.
+    let info = info.map_err(|e| {
+        tracing::warn!(error = %e, "readyz: the node is unavailable");
+        ApiError::unavailable("node_unavailable", "the Bitcoin node is unavailable")
+    })?;
+    btc_submitter::check_chain(state.network, &info).map_err(|e| {
+        tracing::warn!(error = %e, "readyz: the node is on another chain");
+        ApiError::unavailable("wrong_chain", "the Bitcoin node is on another chain")
+    })?;
     Ok(Json(
         json!({ "status": "ready", "network": state.network, "tip_height": info.tip_height }),
     ))

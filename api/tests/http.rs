@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 mod inproc;
-use inproc::{harness, harness_with, Harness, CALENDAR};
+use inproc::{anchor_to_depth, harness, harness_with, send, Harness, CALENDAR};
 
 fn block(height: u64, hash: u8) -> Value {
     json!({ "height": height, "block_hash": format!("{hash:02x}").repeat(32), "staker_set_digest": "ab".repeat(32) })
@@ -34,42 +34,6 @@ async fn call(
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
-}
-
-/// One request through the router: status, content type and body bytes.
-async fn send(
-    h: &Harness,
-    method: Method,
-    uri: &str,
-    token: Option<&str>,
-    content_type: Option<&str>,
-    body: impl Into<Body>,
-) -> (StatusCode, String, Vec<u8>) {
-    let mut req = Request::builder().method(method).uri(uri);
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    if let Some(ct) = content_type {
-        req = req.header("content-type", ct);
-    }
-    let response = app(h.state.clone())
-        .oneshot(req.body(body.into()).expect("request"))
-        .await
-        .expect("response");
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, content_type, bytes.to_vec())
 }
 
 async fn submit(h: &Harness, chain: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
@@ -394,8 +358,13 @@ async fn a_read_token_guards_reads_when_configured() {
     )
     .await;
     let id = body["records"][0]["id"].as_str().expect("id").to_owned();
-    let (status, _, _) = call_raw(&h, Method::GET, &format!("/timestamp/{id}"), None, vec![]).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Without the token the calendar answers as for an unknown commitment.
+    let (status, _, body) =
+        call_raw(&h, Method::GET, &format!("/timestamp/{id}"), None, vec![]).await;
+    assert_eq!(
+        (status, String::from_utf8_lossy(&body).into_owned()),
+        (StatusCode::NOT_FOUND, "Commitment not found".to_owned())
+    );
     let (status, _, _) = call_raw(
         &h,
         Method::GET,
@@ -507,23 +476,6 @@ async fn call_raw(
     body: Vec<u8>,
 ) -> (StatusCode, String, Vec<u8>) {
     send(h, method, uri, token, None, body).await
-}
-
-/// Anchors everything pending and mines until the anchor is `depth` deep.
-fn anchor_to_depth(h: &Harness, depth: u32) {
-    let mut config = AnchorConfig::new(aggregator::AnchorNetwork::Regtest);
-    config.confirmations = 2;
-    let mut anchorer = Anchorer::new(
-        h.store.clone(),
-        h.fake.clone(),
-        config,
-        Arc::new(FixedClock::new(1)),
-    );
-    anchorer.step().expect("anchors");
-    for _ in 0..depth {
-        h.fake.mine(1);
-        anchorer.step().expect("reconciles");
-    }
 }
 
 #[tokio::test]

@@ -6,10 +6,15 @@ use std::sync::Arc;
 
 use aggregator::clock::FixedClock;
 use aggregator::{Ingestor, Store};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
 use btc_submitter::fake::FakeNode;
+use btc_submitter::{AnchorConfig, Anchorer};
 use btcts_api::auth::{Credentials, TokenHash};
 use btcts_api::config::Config;
-use btcts_api::server::{AppState, OtsState};
+use btcts_api::server::{app, AppState, OtsState};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
 
 /// The public URL the harness's calendar writes into pending attestations.
 pub const CALENDAR: &str = "http://127.0.0.1:8080";
@@ -71,5 +76,58 @@ pub fn harness_with(
         store,
         fake,
         state,
+    }
+}
+
+/// One request through the router: status, content type and body bytes.
+pub async fn send(
+    h: &Harness,
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    content_type: Option<&str>,
+    body: impl Into<Body>,
+) -> (StatusCode, String, Vec<u8>) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    let response = app(h.state.clone())
+        .oneshot(req.body(body.into()).expect("request"))
+        .await
+        .expect("response");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, content_type, bytes.to_vec())
+}
+
+/// Anchors everything pending and mines until the anchor is `depth` deep.
+pub fn anchor_to_depth(h: &Harness, depth: u32) {
+    let mut config = AnchorConfig::new(aggregator::AnchorNetwork::Regtest);
+    config.confirmations = 2;
+    let mut anchorer = Anchorer::new(
+        h.store.clone(),
+        h.fake.clone(),
+        config,
+        Arc::new(FixedClock::new(1)),
+    );
+    anchorer.step().expect("anchors");
+    for _ in 0..depth {
+        h.fake.mine(1);
+        anchorer.step().expect("reconciles");
     }
 }
