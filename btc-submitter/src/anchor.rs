@@ -7,8 +7,11 @@
 //! leads to: a transaction is stored signed before it is broadcast, so a
 //! restart re-broadcasts the same bytes instead of funding a second,
 //! conflicting anchor. All transactions of one anchor spend the same inputs,
-//! so at most one of them can ever confirm.
+//! so at most one of them can ever confirm — until those inputs are spent by
+//! a transaction that is not ours; then the anchor is rebuilt from other
+//! coins ([`rebuild`]).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -127,6 +130,8 @@ pub struct Anchorer<N> {
     clock: Arc<dyn Clock>,
     last_tip: Option<BlockHash>,
     failing: bool,
+    /// Stuck anchors already logged, and what was logged (see [`rebuild`]).
+    stuck_logged: BTreeSet<(aggregator::BatchSeq, &'static str)>,
 }
 
 /// What [`Anchorer::step_logged`] saw, so that a loop logs an outage once.
@@ -161,6 +166,7 @@ impl<N: BitcoinNode> Anchorer<N> {
             clock,
             last_tip: None,
             failing: false,
+            stuck_logged: BTreeSet::new(),
         }
     }
 
@@ -269,7 +275,7 @@ impl<N: BitcoinNode> Anchorer<N> {
         }
     }
 
-    fn anchor_next(&self) -> Result<(), AnchorError> {
+    fn anchor_next(&mut self) -> Result<(), AnchorError> {
         if self.unconfirmed_count()? >= self.config.max_unconfirmed {
             return Ok(());
         }
@@ -294,7 +300,7 @@ impl<N: BitcoinNode> Anchorer<N> {
         info!(batch = %batch.seq, txid = %funded.tx.compute_txid(), fee_rate = rate, records = batch.size, "anchor built");
         metrics::counter!("btcts_anchor_transactions_total", "kind" => "first").increment(1);
         metrics::histogram!("btcts_anchor_batch_records").record(batch.size as f64);
-        self.broadcast_current(&mut record)
+        self.broadcast_current(&mut record, false)
     }
 
     fn anchor_tx(&self, tx: &Transaction, fee_sat: u64, rate: u64) -> AnchorTx {
@@ -309,23 +315,32 @@ impl<N: BitcoinNode> Anchorer<N> {
     }
 
     /// Broadcasts the newest transaction; on success the anchor is `Broadcast`.
-    fn broadcast_current(&self, record: &mut AnchorRecord) -> Result<(), AnchorError> {
-        let Some(current) = record.current() else {
+    /// A first transaction the node refuses is rebuilt from other coins when
+    /// `may_rebuild` (once per block), else left for the next block.
+    fn broadcast_current(
+        &mut self,
+        record: &mut AnchorRecord,
+        may_rebuild: bool,
+    ) -> Result<(), AnchorError> {
+        let Some(current) = record.current().cloned() else {
             return Ok(());
         };
-        let tx: Transaction = bitcoin::consensus::deserialize(&current.raw.0)
-            .map_err(|e| StoreError::Corrupt(format!("anchor of batch {}: {e}", record.batch)))?;
+        let tx = decode(record, &current)?;
         match self.node.broadcast(&tx) {
             Ok(txid) => {
                 info!(batch = %record.batch, %txid, "anchor broadcast");
+                self.unstuck(record.batch, txid);
                 record.status = AnchorStatus::Broadcast;
             }
-            Err(NodeError::Permanent(reason)) if record.txs.len() > 1 => {
+            Err(NodeError::Permanent(reason)) if is_replacement(record)? => {
                 // A refused replacement never reached the network: forget it
                 // and keep the one before it.
                 warn!(batch = %record.batch, txid = %current.txid, %reason, "replacement refused");
                 record.txs.pop();
                 record.status = AnchorStatus::Broadcast;
+            }
+            Err(NodeError::Permanent(reason)) => {
+                return self.refused(record.clone(), &current, &reason, may_rebuild)
             }
             Err(e) => return Err(e.into()),
         }
@@ -334,9 +349,9 @@ impl<N: BitcoinNode> Anchorer<N> {
         Ok(())
     }
 
-    fn reconcile(&self, mut record: AnchorRecord, new_block: bool) -> Result<(), AnchorError> {
+    fn reconcile(&mut self, mut record: AnchorRecord, new_block: bool) -> Result<(), AnchorError> {
         if record.status == AnchorStatus::Built {
-            return self.broadcast_current(&mut record);
+            return self.broadcast_current(&mut record, new_block);
         }
         if !new_block {
             return Ok(());
@@ -432,7 +447,7 @@ impl<N: BitcoinNode> Anchorer<N> {
         Ok(())
     }
 
-    fn update_unmined(&self, mut record: AnchorRecord) -> Result<(), AnchorError> {
+    fn update_unmined(&mut self, mut record: AnchorRecord) -> Result<(), AnchorError> {
         if let Some(m) = record.mined.take() {
             warn!(batch = %record.batch, block = %m.block_hash, "anchor block left the best chain; depth is 0 again");
             metrics::counter!("btcts_anchor_reorgs_total").increment(1);
@@ -447,17 +462,21 @@ impl<N: BitcoinNode> Anchorer<N> {
             TxStatus::InMempool => self.bump(record, &current),
             TxStatus::Unknown | TxStatus::InBlock(_) => {
                 warn!(batch = %record.batch, txid = %current.txid, "anchor not in the mempool; re-broadcasting");
-                self.broadcast_current(&mut record)
+                self.broadcast_current(&mut record, false)
             }
-            TxStatus::Conflicted => {
-                error!(batch = %record.batch, txid = %current.txid, "anchor inputs were spent elsewhere; needs operator attention");
-                Ok(())
-            }
+            // Spent by a transaction in the best chain that is not one of ours
+            // (`find_in_chain` found none of ours there).
+            TxStatus::Conflicted => self.rebuild(
+                record,
+                &current,
+                Rebuild::Conflicted,
+                "inputs spent elsewhere",
+            ),
         }
     }
 
     /// A block passed the anchor by: replace it with a higher fee, same inputs.
-    fn bump(&self, mut record: AnchorRecord, current: &AnchorTx) -> Result<(), AnchorError> {
+    fn bump(&mut self, mut record: AnchorRecord, current: &AnchorTx) -> Result<(), AnchorError> {
         let estimate = self.node.estimate_fee_rate(self.config.fees.conf_target)?;
         let Some(rate) = self.config.fees.bump(current.fee_rate_sat_vb, estimate) else {
             if !record.at_fee_cap {
@@ -483,8 +502,32 @@ impl<N: BitcoinNode> Anchorer<N> {
         record.status = AnchorStatus::Built;
         record.updated_unix_ms = self.clock.now_unix_ms();
         self.store.put_anchor(&record)?;
-        self.broadcast_current(&mut record)
+        self.broadcast_current(&mut record, false)
     }
+}
+
+/// The stored transaction `tx` of `record`, decoded.
+fn decode(record: &AnchorRecord, tx: &AnchorTx) -> Result<Transaction, StoreError> {
+    bitcoin::consensus::deserialize(&tx.raw.0)
+        .map_err(|e| StoreError::Corrupt(format!("anchor of batch {}: {e}", record.batch)))
+}
+
+/// Whether the current transaction of `record` replaces an earlier one with
+/// the same inputs (rather than being the first of a rebuilt anchor).
+fn is_replacement(record: &AnchorRecord) -> Result<bool, StoreError> {
+    let Some(before) = record
+        .txs
+        .len()
+        .checked_sub(2)
+        .and_then(|i| record.txs.get(i))
+    else {
+        return Ok(false);
+    };
+    let inputs = decode(record, before)?
+        .input
+        .into_iter()
+        .map(|i| i.previous_output);
+    Ok(inputs.eq(record.inputs.iter().copied()))
 }
 
 /// The longest wait between two steps while the node keeps failing.
@@ -525,6 +568,10 @@ impl<N: BitcoinNode + 'static> Anchorer<N> {
         }
     }
 }
+
+#[path = "anchor_rebuild.rs"]
+mod rebuild;
+use rebuild::Rebuild;
 
 #[cfg(test)]
 #[path = "anchor_tests.rs"]

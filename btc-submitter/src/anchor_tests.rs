@@ -5,6 +5,7 @@ use crate::fake::{Event, FakeNode, Hooked};
 use aggregator::clock::FixedClock;
 use aggregator::types::RawDigest;
 use aggregator::{BatchSeq, Record};
+use bitcoin::Txid;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A store in `dir` holding one pending digest record; returns its id too.
@@ -145,4 +146,227 @@ fn transient_failures_at_any_call_leave_no_trace() {
         );
         assert!(record.mined.is_some(), "failure at call {skip}: mined");
     }
+}
+
+/// A `metrics` recorder that keeps counters (`name{label=value,…}`), for
+/// `metrics::with_local_recorder` around the steps under test.
+#[derive(Default)]
+struct Counters(
+    std::sync::Mutex<std::collections::HashMap<String, Arc<std::sync::atomic::AtomicU64>>>,
+);
+
+impl Counters {
+    fn get(&self, key: &str) -> u64 {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key).map_or(0, |c| c.load(Ordering::SeqCst))
+    }
+}
+
+impl metrics::Recorder for Counters {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        let labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        let name = format!("{}{{{}}}", key.name(), labels.join(","));
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        metrics::Counter::from_arc(map.entry(name).or_default().clone())
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        _: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
+/// The current transaction of batch `seq`, decoded.
+fn current_tx(store: &Store, seq: u64) -> Transaction {
+    let record = store
+        .anchor(BatchSeq(seq))
+        .expect("query")
+        .expect("anchored");
+    let raw = &record.current().expect("a transaction").raw.0;
+    bitcoin::consensus::deserialize(raw).expect("stored transactions decode")
+}
+
+/// Whether `tx` carries the payload of batch `seq` (same tag, seq and root).
+fn carries_batch<N: BitcoinNode>(
+    a: &Anchorer<N>,
+    store: &Store,
+    seq: u64,
+    tx: &Transaction,
+) -> bool {
+    let batch = store.batch(BatchSeq(seq)).expect("query").expect("sealed");
+    let script = a.payload(&batch).script_pubkey();
+    tx.output.iter().any(|o| o.script_pubkey == script)
+}
+
+fn submit_digest(store: &Store, byte: u8) {
+    let r = Record::Digest {
+        digest: RawDigest([byte; 32]),
+    };
+    store
+        .submit(&[(aggregator::leaf::leaf_hash(&r), r)])
+        .expect("stored");
+}
+
+/// Batch 0 is mined in its rebuilt transaction, then batch 1 is anchored.
+fn assert_anchoring_goes_on<N: BitcoinNode>(
+    a: &mut Anchorer<N>,
+    fake: &FakeNode,
+    store: &Store,
+    rebuilt: Txid,
+) {
+    fake.mine(1);
+    a.step().expect("reconciles");
+    let record = store.anchor(BatchSeq(0)).expect("query").expect("anchored");
+    assert_eq!(
+        record.mined.map(|m| m.txid),
+        Some(rebuilt),
+        "the rebuilt transaction is mined"
+    );
+    submit_digest(store, 9);
+    a.step().expect("anchors the next batch");
+    let next = store
+        .anchor(BatchSeq(1))
+        .expect("query")
+        .expect("batch 1 anchored");
+    assert_eq!(next.status, AnchorStatus::Broadcast);
+    assert!(fake
+        .mempool()
+        .iter()
+        .any(|t| t.compute_txid() == next.txs[0].txid));
+}
+
+/// Another user of the wallet spends the anchor's input and that spend is
+/// mined: the anchor is `Conflicted`. It is rebuilt from other coins with
+/// the same payload, once, and anchoring goes on.
+#[test]
+fn a_conflicted_anchor_is_rebuilt_from_fresh_inputs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(&dir);
+    let fake = Arc::new(FakeNode::new());
+    let mut a = Anchorer::new(
+        store.clone(),
+        fake.clone(),
+        AnchorConfig::new(AnchorNetwork::Regtest),
+        Arc::new(FixedClock::new(0)),
+    );
+    a.step().expect("anchors");
+    let first = store.anchor(BatchSeq(0)).expect("query").expect("anchored");
+    let foreign = fake.spend_elsewhere(first.inputs[0]);
+    fake.mine(1);
+    assert_eq!(fake.tx_status(&first.txs[0].txid), Ok(TxStatus::Conflicted));
+    let counters = Counters::default();
+    metrics::with_local_recorder(&counters, || {
+        for _ in 0..3 {
+            a.step().expect("steps");
+        }
+        // A block that leaves the rebuilt anchor out: a replacement, no second rebuild.
+        fake.mine_empty(1);
+        a.step().expect("steps");
+    });
+    let record = store.anchor(BatchSeq(0)).expect("query").expect("anchored");
+    assert_eq!(record.batch, BatchSeq(0));
+    assert_eq!(record.status, AnchorStatus::Broadcast);
+    assert!(
+        record.inputs.iter().all(|i| !first.inputs.contains(i)),
+        "fresh inputs: {:?} vs {:?}",
+        record.inputs,
+        first.inputs
+    );
+    assert!(
+        record.owns(&first.txs[0].txid),
+        "the conflicted transaction is kept"
+    );
+    let tx = current_tx(&store, 0);
+    assert!(carries_batch(&a, &store, 0, &tx), "same payload");
+    let mempool: Vec<Txid> = fake
+        .mempool()
+        .iter()
+        .map(Transaction::compute_txid)
+        .collect();
+    assert_eq!(mempool, vec![tx.compute_txid()]);
+    assert_ne!(tx.compute_txid(), foreign);
+    assert_eq!(
+        counters.get("btcts_anchor_rebuilds_total{reason=conflicted}"),
+        1
+    );
+    assert_anchoring_goes_on(&mut a, &fake, &store, tx.compute_txid());
+}
+
+/// The anchor was stored `Built` but never broadcast (the broadcast failed),
+/// and meanwhile its input was spent elsewhere: the node refuses it for good.
+/// Steps do not fail forever; the anchor is rebuilt and anchoring goes on.
+#[test]
+fn a_built_anchor_the_node_refuses_is_rebuilt_from_fresh_inputs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(&dir);
+    let fake = Arc::new(FakeNode::new());
+    let lose_broadcasts = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let lose = lose_broadcasts.clone();
+    let node = Hooked::new(fake.clone(), move |e| match e {
+        Event::Call("broadcast") if lose.load(Ordering::SeqCst) => {
+            Err(NodeError::Transient("connection reset".into()))
+        }
+        _ => Ok(()),
+    });
+    let mut a = Anchorer::new(
+        store.clone(),
+        node,
+        AnchorConfig::new(AnchorNetwork::Regtest),
+        Arc::new(FixedClock::new(0)),
+    );
+    assert!(a.step().is_err(), "the broadcast is lost");
+    let built = store.anchor(BatchSeq(0)).expect("query").expect("stored");
+    assert_eq!(built.status, AnchorStatus::Built);
+    fake.spend_elsewhere(built.inputs[0]);
+    fake.mine(1);
+    lose_broadcasts.store(false, Ordering::SeqCst);
+    let counters = Counters::default();
+    metrics::with_local_recorder(&counters, || {
+        for _ in 0..3 {
+            a.step().expect("a refused anchor does not stop the loop");
+        }
+    });
+    let record = store.anchor(BatchSeq(0)).expect("query").expect("anchored");
+    assert_eq!(record.status, AnchorStatus::Broadcast);
+    assert!(
+        record.inputs.iter().all(|i| !built.inputs.contains(i)),
+        "fresh inputs"
+    );
+    let tx = current_tx(&store, 0);
+    assert!(carries_batch(&a, &store, 0, &tx), "same payload");
+    assert!(fake.mempool().contains(&tx));
+    assert_eq!(
+        counters.get("btcts_anchor_rebuilds_total{reason=refused}"),
+        1
+    );
+    assert_anchoring_goes_on(&mut a, &fake, &store, tx.compute_txid());
 }

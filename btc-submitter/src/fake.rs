@@ -145,6 +145,32 @@ impl FakeNode {
         self.state().mempool.retain(|t| t.compute_txid() != *txid);
     }
 
+    /// Spends `outpoint` by a transaction that is not btcts's (another user
+    /// of the wallet, paying 10,000 sat): it replaces whatever spends that
+    /// coin in the mempool and goes into the next block like any other.
+    pub fn spend_elsewhere(&self, outpoint: OutPoint) -> Txid {
+        let mut s = self.state();
+        let value = s.values.get(&outpoint).copied().unwrap_or(0);
+        let tx = Transaction {
+            version: bitcoin::transaction::Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: outpoint,
+                script_sig: ScriptBuf::from_bytes(vec![0x52; 107]),
+                sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+                witness: Witness::new(),
+            }],
+            output: vec![TxOut {
+                value: Amount::from_sat(value.saturating_sub(10_000)),
+                script_pubkey: ScriptBuf::from_bytes([vec![0x00, 0x14], vec![0x33; 20]].concat()),
+            }],
+        };
+        s.mempool
+            .retain(|t| t.input.iter().all(|i| i.previous_output != outpoint));
+        s.mempool.push(tx.clone());
+        tx.compute_txid()
+    }
+
     /// Makes every call fail as if the node were unreachable, or not.
     pub fn set_down(&self, down: bool) {
         self.state().down = down;
