@@ -28,7 +28,7 @@ pub struct DevArgs {
     #[arg(long, default_value_t = 5)]
     block_interval: u64,
     /// Confirmations after which a timestamp counts as confirmed.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
     confirmations: u32,
     /// Stop after this many seconds instead of waiting for Ctrl-C.
     #[arg(long)]
@@ -60,7 +60,11 @@ pub fn run(args: &DevArgs, out: &mut impl Write) -> anyhow::Result<()> {
         },
         anchor,
         // BTCTS_LIMITS_* variables apply, as for `btcts serve`.
-        limits: Config::load(None, std::env::vars())?.limits,
+        limits: {
+            let limits = Config::load(None, std::env::vars())?.limits;
+            limits.validate()?;
+            limits
+        },
         credentials,
         ots: crate::config::OtsSettings {
             calendar: true,

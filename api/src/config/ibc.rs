@@ -10,7 +10,11 @@ use ibc_relay::tx::Fee;
 use ibc_relay::{ConsumerConfig, Deliver};
 use serde::{Deserialize, Serialize};
 
-use super::{invalid, ConfigError};
+use super::{in_range, invalid, ConfigError};
+
+/// Highest `checkpoint_height`: block heights are signed 32-bit in Bitcoin
+/// Core, and the relay asks for the height after it.
+pub const MAX_CHECKPOINT_HEIGHT: u32 = i32::MAX as u32;
 
 /// `[ibc]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -141,25 +145,81 @@ impl IbcSettings {
     }
 }
 
-/// `ceil(gas_limit × price)` for a decimal `price`.
-pub fn fee_amount(gas_limit: u64, price: &str) -> Option<u128> {
-    let (whole, frac) = price.trim().split_once('.').unwrap_or((price.trim(), ""));
+/// Why a gas price gives no fee.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GasPriceError {
+    /// Not digits with at most one `.`.
+    #[error("{0:?} is not a decimal number")]
+    NotDecimal(String),
+    /// More fraction digits than a Cosmos decimal holds.
+    #[error("{0:?} has more than 18 digits after the point")]
+    TooPrecise(String),
+    /// `gas_limit × gas_price` does not fit in 128 bits.
+    #[error("{price:?} × gas_limit {gas_limit} overflows the fee amount (at most 2^128 - 1)")]
+    Overflow {
+        /// The price.
+        price: String,
+        /// The gas limit.
+        gas_limit: u64,
+    },
+}
+
+/// `ceil(gas_limit × price)` for a decimal `price`: a positive price never
+/// rounds to a fee of 0, and one whose fee overflows is an error.
+pub fn fee_amount(gas_limit: u64, price: &str) -> Result<u128, GasPriceError> {
+    let trimmed = price.trim();
+    let (whole, frac) = trimmed.split_once('.').unwrap_or((trimmed, ""));
     if whole.is_empty() && frac.is_empty()
-        || frac.len() > 18
         || !whole
             .bytes()
             .chain(frac.bytes())
             .all(|b| b.is_ascii_digit())
     {
-        return None;
+        return Err(GasPriceError::NotDecimal(price.to_owned()));
     }
-    let scale = 10u128.pow(frac.len() as u32);
-    let units: u128 = format!("{whole}{frac}")
-        .trim_start_matches('0')
-        .parse()
-        .unwrap_or(0);
-    let total = u128::from(gas_limit).checked_mul(units)?;
-    Some(total.div_ceil(scale))
+    if frac.len() > 18 {
+        return Err(GasPriceError::TooPrecise(price.to_owned()));
+    }
+    let overflow = || GasPriceError::Overflow {
+        price: price.to_owned(),
+        gas_limit,
+    };
+    let digits = format!("{whole}{frac}");
+    let digits = digits.trim_start_matches('0');
+    let units: u128 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().map_err(|_| overflow())?
+    };
+    let total = u128::from(gas_limit)
+        .checked_mul(units)
+        .ok_or_else(overflow)?;
+    Ok(total.div_ceil(10u128.pow(frac.len() as u32)))
+}
+
+/// The consumer chains' ids as directory names under `data_dir/ibc`:
+/// neither `.` nor `..` (which [`ChainId`] allows), and no two equal but
+/// for case (one directory on a case-insensitive disk).
+fn check_chain_dirs<'a>(ids: impl Iterator<Item = &'a String>) -> Result<(), ConfigError> {
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    for id in ids {
+        let key = format!("ibc.chains.{id}");
+        if id == "." || id == ".." {
+            return Err(invalid(
+                &key,
+                "a chain id names a directory under data_dir/ibc: `.` and `..` cannot",
+            ));
+        }
+        if let Some(other) = seen.insert(id.to_ascii_lowercase(), id) {
+            return Err(invalid(
+                &key,
+                format!(
+                    "`{other}` and `{id}` differ only in case and would share a directory on a case-insensitive disk"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl IbcSection {
@@ -183,16 +243,26 @@ impl IbcSection {
         if self.diversifier.trim().is_empty() {
             return Err(invalid("ibc.diversifier", "must not be empty"));
         }
-        if self.packet_timeout_secs < 10 {
-            return Err(invalid("ibc.packet_timeout_secs", "must be at least 10"));
-        }
-        if self.poll_ms == 0 {
-            return Err(invalid("ibc.poll_ms", "must be at least 1"));
-        }
+        in_range(
+            "ibc.packet_timeout_secs",
+            "ibc.packet_timeout_secs",
+            self.packet_timeout_secs,
+        )?;
+        in_range("ibc.poll_ms", "ibc.poll_ms", self.poll_ms)?;
+        check_chain_dirs(self.chains.keys())?;
         let mut chains = Vec::new();
         for (id, c) in &self.chains {
             let key = |field: &str| format!("ibc.chains.{id}.{field}");
             let chain_id: ChainId = id.parse().map_err(|e| invalid(&key("<id>"), e))?;
+            if c.checkpoint_height > MAX_CHECKPOINT_HEIGHT {
+                return Err(invalid(
+                    &key("checkpoint_height"),
+                    format!(
+                        "{} is outside the allowed range 0..={MAX_CHECKPOINT_HEIGHT}",
+                        c.checkpoint_height
+                    ),
+                ));
+            }
             if !(c.grpc.starts_with("http://") && c.grpc.len() > "http://".len()) {
                 return Err(invalid(
                     &key("grpc"),
@@ -207,15 +277,13 @@ impl IbcSection {
             if c.fee_denom.trim().is_empty() {
                 return Err(invalid(&key("fee_denom"), "must not be empty"));
             }
-            let amount = fee_amount(c.gas_limit, &c.gas_price)
-                .ok_or_else(|| invalid(&key("gas_price"), "not a decimal number"))?;
             if c.gas_limit == 0 {
                 return Err(invalid(&key("gas_limit"), "must be at least 1"));
             }
+            let amount =
+                fee_amount(c.gas_limit, &c.gas_price).map_err(|e| invalid(&key("gas_price"), e))?;
             let k = c.confirmations.unwrap_or(confirmations);
-            if k == 0 {
-                return Err(invalid(&key("confirmations"), "must be at least 1"));
-            }
+            in_range(&key("confirmations"), "confirmations", u64::from(k))?;
             let sources = match &c.sources {
                 None => vec![chain_id.clone()],
                 Some(list) if list.is_empty() => {
@@ -233,7 +301,7 @@ impl IbcSection {
                     out
                 }
             };
-            let dir = data_dir.join("ibc").join(id);
+            let dir = data_dir.join("ibc").join(chain_id.as_str());
             chains.push(IbcChain {
                 relay: ConsumerConfig {
                     chain_id,
@@ -277,13 +345,33 @@ mod tests {
 
     #[test]
     fn fees_are_rounded_up() {
-        assert_eq!(fee_amount(200_000, "0.025"), Some(5000));
-        assert_eq!(fee_amount(3, "0.5"), Some(2));
-        assert_eq!(fee_amount(400_000, "0"), Some(0));
-        assert_eq!(fee_amount(10, "2"), Some(20));
-        assert_eq!(fee_amount(10, ".1"), Some(1));
+        assert_eq!(fee_amount(200_000, "0.025"), Ok(5000));
+        assert_eq!(fee_amount(3, "0.5"), Ok(2));
+        assert_eq!(fee_amount(400_000, "0"), Ok(0));
+        assert_eq!(fee_amount(400_000, "000.000"), Ok(0));
+        assert_eq!(fee_amount(10, "2"), Ok(20));
+        assert_eq!(fee_amount(10, ".1"), Ok(1));
+        assert_eq!(fee_amount(1, "0.000000000000000001"), Ok(1));
         for bad in ["", ".", "-1", "1e3", "0.1.2", "abc"] {
-            assert_eq!(fee_amount(10, bad), None, "{bad}");
+            assert!(
+                matches!(fee_amount(10, bad), Err(GasPriceError::NotDecimal(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            fee_amount(10, "0.0000000000000000001"),
+            Err(GasPriceError::TooPrecise(_))
+        ));
+        let max = u128::MAX.to_string();
+        assert_eq!(fee_amount(1, &max), Ok(u128::MAX));
+        for (gas, price) in [
+            (2, max.as_str()),
+            (1, "340282366920938463463374607431768211456"),
+        ] {
+            assert!(
+                matches!(fee_amount(gas, price), Err(GasPriceError::Overflow { .. })),
+                "{gas} × {price}"
+            );
         }
     }
 
@@ -391,5 +479,85 @@ mod tests {
         let err = load("[ibc.chains.beta]\ngrpc = \"http://x:1\"\ncheckpoint_height = 1")
             .expect_err("missing key file");
         assert!(err.to_string().contains("account_key_file"), "{err}");
+    }
+
+    /// A config with the keys in a temp dir and `chains` appended.
+    fn load_chains(chains: &str) -> Result<super::super::Settings, ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("ibc.key");
+        let account = dir.path().join("account.key");
+        std::fs::write(&key, "42".repeat(32)).expect("write");
+        std::fs::write(&account, "43".repeat(32)).expect("write");
+        let text = format!(
+            "data_dir = \"/var/lib/btcts\"\n[node]\nuser = \"u\"\npassword = \"p\"\n\
+             [ibc]\nkey_file = \"{}\"\n{}",
+            key.display(),
+            chains.replace("ACCOUNT", &account.display().to_string())
+        );
+        let path = dir.path().join("btcts.toml");
+        std::fs::write(&path, text).expect("write");
+        Config::load(Some(&path), env(&[])).and_then(|c| c.validate())
+    }
+
+    fn chain(id: &str, extra: &str) -> String {
+        let checkpoint = if extra.contains("checkpoint_height") {
+            ""
+        } else {
+            "checkpoint_height = 100\n"
+        };
+        format!(
+            "[ibc.chains.\"{id}\"]\ngrpc = \"http://127.0.0.1:9090\"\naccount_key_file = \"ACCOUNT\"\n\
+             {checkpoint}{extra}\n"
+        )
+    }
+
+    #[test]
+    fn chain_ids_that_are_paths_or_collide_on_disk_are_refused() {
+        let s = load_chains(&chain("a.b-c_1", "")).expect("dots inside an id are fine");
+        assert_eq!(
+            s.ibc.expect("configured").chains[0].signer_store,
+            PathBuf::from("/var/lib/btcts/ibc/a.b-c_1/signer.redb")
+        );
+        for id in [".", ".."] {
+            let err = load_chains(&chain(id, "")).expect_err(id);
+            assert!(
+                err.to_string().contains(&format!("`ibc.chains.{id}`")),
+                "{err}"
+            );
+        }
+        let both = format!("{}{}", chain("alpha", ""), chain("Alpha", ""));
+        let err = load_chains(&both).expect_err("one directory on a case-insensitive disk");
+        assert!(err.to_string().contains("`ibc.chains.alpha`"), "{err}");
+    }
+
+    #[test]
+    fn gas_prices_whose_fee_overflows_are_refused_not_free() {
+        let s = load_chains(&chain("alpha", "gas_price = \"0.000001\"\ngas_limit = 1"))
+            .expect("tiny prices round up to 1");
+        assert_eq!(s.ibc.expect("configured").chains[0].relay.fee.amount, 1);
+        for price in [
+            "340282366920938463463374607431768211456",
+            "1000000000000000000000000000000000000000000",
+            "1000000000000000000000000000000000",
+        ] {
+            let err =
+                load_chains(&chain("alpha", &format!("gas_price = \"{price}\""))).expect_err(price);
+            assert!(
+                err.to_string().contains("`ibc.chains.alpha.gas_price`"),
+                "{price}: {err}"
+            );
+        }
+        let err = load_chains(&chain("alpha", "confirmations = 1001")).expect_err("k");
+        assert!(
+            err.to_string().contains("`ibc.chains.alpha.confirmations`"),
+            "{err}"
+        );
+        let err = load_chains(&chain("alpha", "checkpoint_height = 4294967295"))
+            .expect_err("the first height after it overflows");
+        assert!(
+            err.to_string()
+                .contains("`ibc.chains.alpha.checkpoint_height`"),
+            "{err}"
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! Configuration: one TOML file, then `BTCTS_*` environment variables, then
-//! flags; checked once into typed [`Settings`]. Unknown keys are errors.
+//! flags; checked once into typed [`Settings`]. Unknown keys in the file and
+//! in flags are errors; `BTCTS_*` variables that name no key are ignored with
+//! a warning ([`env`]). Numeric keys have ranges ([`RANGES`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,8 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{Credentials, TokenHash};
 
+mod env;
 mod ibc;
-pub use ibc::{fee_amount, IbcChain, IbcChainSection, IbcSection, IbcSettings};
+pub use env::flag_overrides;
+pub use ibc::{fee_amount, GasPriceError, IbcChain, IbcChainSection, IbcSection, IbcSettings};
 
 /// The file layout. Every field has a default except the node.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -221,23 +225,89 @@ fn invalid(key: &str, reason: impl std::fmt::Display) -> ConfigError {
     }
 }
 
-/// The sections a `BTCTS_<SECTION>_<KEY>` variable may address.
-const SECTIONS: [&str; 7] = [
-    "node",
-    "batching",
-    "fees",
-    "limits",
-    "auth",
-    "opentimestamps",
-    "ibc",
+/// Most confirmations `confirmations` (and a consumer chain's) may ask
+/// for: a proof carries up to twice as many headers, read from the node.
+pub const MAX_CONFIRMATIONS: u64 = 1000;
+
+/// The allowed range of each numeric key (both ends included); start-up
+/// refuses a value outside it. `docs/operations.md` lists them.
+pub const RANGES: [(&str, u64, u64); 12] = [
+    ("confirmations", 1, MAX_CONFIRMATIONS),
+    ("node.poll_ms", 1, u64::MAX),
+    ("batching.max_records_per_batch", 1, u64::MAX),
+    ("batching.max_unconfirmed", 1, u64::MAX),
+    ("limits.max_body_bytes", 1, u64::MAX),
+    ("limits.max_records_per_request", 1, u64::MAX),
+    // The limiter refills one request every 10^9 / rate ns: above 10^9
+    // that period is 0, which the limiter takes as no limit at all.
+    ("limits.rate_per_second", 1, 1_000_000_000),
+    ("limits.rate_burst", 1, u32::MAX as u64),
+    ("limits.request_timeout_ms", 1, u64::MAX),
+    ("limits.max_concurrent_requests", 1, u64::MAX),
+    ("ibc.packet_timeout_secs", 10, u64::MAX),
+    ("ibc.poll_ms", 1, u64::MAX),
 ];
 
+/// Checks `v` against `key`'s entry in [`RANGES`] (`key` may be a
+/// consumer chain's copy of one, e.g. `ibc.chains.x.confirmations`, checked
+/// against `like`).
+pub(crate) fn in_range(key: &str, like: &str, v: u64) -> Result<(), ConfigError> {
+    match RANGES.iter().find(|(k, _, _)| *k == like) {
+        Some(&(_, min, max)) if v < min || v > max => Err(invalid(
+            key,
+            format!("{v} is outside the allowed range {min}..={max}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl LimitsSection {
+    /// Checks every limit against [`RANGES`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (key, v) in [
+            ("limits.max_body_bytes", self.max_body_bytes as u64),
+            (
+                "limits.max_records_per_request",
+                self.max_records_per_request as u64,
+            ),
+            ("limits.rate_per_second", u64::from(self.rate_per_second)),
+            ("limits.rate_burst", u64::from(self.rate_burst)),
+            ("limits.request_timeout_ms", self.request_timeout_ms),
+            (
+                "limits.max_concurrent_requests",
+                self.max_concurrent_requests as u64,
+            ),
+        ] {
+            in_range(key, key, v)?;
+        }
+        Ok(())
+    }
+}
+
 impl Config {
-    /// Reads `path` (if given), then applies `BTCTS_*` variables from `env`.
+    /// Reads `path` (if given), then applies `BTCTS_*` variables from `env`;
+    /// logs one warning naming the variables that name no key.
     pub fn load(
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
+        let (config, ignored) = Config::load_reporting(path, env)?;
+        if !ignored.is_empty() {
+            tracing::warn!(
+                ignored = %ignored.join(", "),
+                "ignoring BTCTS_* environment variables that name no configuration key \
+                 (a typo? see docs/operations.md, Configuration limits)"
+            );
+        }
+        Ok(config)
+    }
+
+    /// [`Config::load`], returning the ignored variables' names instead of
+    /// logging them.
+    pub(crate) fn load_reporting(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
         let mut table = match path {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
@@ -249,33 +319,36 @@ impl Config {
             }
             None => toml::Table::new(),
         };
-        let defaults = toml::Table::try_from(Config::default())
-            .map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let keys = env::keys()?;
+        let mut ignored = Vec::new();
         for (name, value) in env {
             let Some(rest) = name.strip_prefix("BTCTS_") else {
                 continue;
             };
-            let key = rest.to_ascii_lowercase();
-            match SECTIONS.iter().find(|s| key.starts_with(&format!("{s}_"))) {
-                Some(section) => {
-                    let field = &key[section.len() + 1..];
-                    let like = defaults.get(*section).and_then(|t| t.get(field));
-                    let value = env_value(&format!("{section}.{field}"), &value, like)?;
-                    let sub = table
-                        .entry(*section)
-                        .or_insert_with(|| toml::Value::Table(Default::default()));
-                    if let toml::Value::Table(t) = sub {
-                        t.insert(field.to_owned(), value);
-                    }
+            let Some((section, field, like)) = env::resolve(&keys, rest) else {
+                ignored.push(name);
+                continue;
+            };
+            if section.is_empty() {
+                let value = env::value(&field, &value, like)?;
+                table.insert(field, value);
+                continue;
+            }
+            let value = env::value(&format!("{section}.{field}"), &value, like)?;
+            match table
+                .entry(section.as_str())
+                .or_insert_with(|| toml::Value::Table(Default::default()))
+            {
+                toml::Value::Table(t) => {
+                    t.insert(field, value);
                 }
-                None => {
-                    let value = env_value(&key, &value, defaults.get(&key))?;
-                    table.insert(key, value);
-                }
+                _ => return Err(invalid(&section, "must be a table")),
             }
         }
-        Config::deserialize(toml::Value::Table(table))
-            .map_err(|e| ConfigError::Parse(e.to_string()))
+        ignored.sort();
+        let config = Config::deserialize(toml::Value::Table(table))
+            .map_err(|e| ConfigError::Parse(e.to_string()))?;
+        Ok((config, ignored))
     }
 
     /// Checks every value once and produces typed settings.
@@ -283,9 +356,11 @@ impl Config {
         let listen: SocketAddr = self.listen.parse().map_err(|e| invalid("listen", e))?;
         let network: AnchorNetwork = self.network.parse().map_err(|e| invalid("network", e))?;
         let tag: Tag = self.tag.parse().map_err(|e| invalid("tag", e))?;
-        if self.confirmations == 0 {
-            return Err(invalid("confirmations", "must be at least 1"));
-        }
+        in_range(
+            "confirmations",
+            "confirmations",
+            u64::from(self.confirmations),
+        )?;
         let auth = match (&self.node.user, &self.node.password, &self.node.cookie_file) {
             (Some(u), Some(p), None) => RpcAuth::UserPass(u.clone(), p.clone()),
             (None, None, Some(c)) => RpcAuth::CookieFile(c.clone()),
@@ -304,23 +379,19 @@ impl Config {
         let fees = self.fees;
         fees.validate().map_err(|e| invalid("fees", e))?;
         let l = &self.limits;
+        l.validate()?;
         for (key, v) in [
-            ("limits.max_body_bytes", l.max_body_bytes),
-            ("limits.max_records_per_request", l.max_records_per_request),
-            ("limits.max_concurrent_requests", l.max_concurrent_requests),
-            ("limits.rate_per_second", l.rate_per_second as usize),
-            ("limits.rate_burst", l.rate_burst as usize),
             (
                 "batching.max_records_per_batch",
-                self.batching.max_records_per_batch as usize,
+                self.batching.max_records_per_batch,
             ),
-            ("batching.max_unconfirmed", self.batching.max_unconfirmed),
-            ("node.poll_ms", self.node.poll_ms as usize),
-            ("limits.request_timeout_ms", l.request_timeout_ms as usize),
+            (
+                "batching.max_unconfirmed",
+                self.batching.max_unconfirmed as u64,
+            ),
+            ("node.poll_ms", self.node.poll_ms),
         ] {
-            if v == 0 {
-                return Err(invalid(key, "must be greater than 0"));
-            }
+            in_range(key, key, v)?;
         }
         let mut anchor = AnchorConfig::new(network);
         anchor.tag = tag;
@@ -404,44 +475,6 @@ fn check_public_url(url: &str) -> Result<String, ConfigError> {
     } else {
         Ok(url.trim_end_matches('/').to_owned())
     }
-}
-
-/// An environment value as TOML, typed like the key's default (text when
-/// the key has no default, e.g. optional credentials).
-fn env_value(key: &str, v: &str, like: Option<&toml::Value>) -> Result<toml::Value, ConfigError> {
-    match like {
-        Some(toml::Value::Integer(_)) => v
-            .parse::<i64>()
-            .map(toml::Value::Integer)
-            .map_err(|_| invalid(key, format!("{v:?} is not an integer"))),
-        Some(toml::Value::Boolean(_)) => v
-            .parse::<bool>()
-            .map(toml::Value::Boolean)
-            .map_err(|_| invalid(key, format!("{v:?} is not true or false"))),
-        _ => Ok(toml::Value::String(v.to_owned())),
-    }
-}
-
-/// `--set section.key=value` flags as the `BTCTS_*` variables they stand
-/// for; appended after the environment, so flags win.
-pub fn flag_overrides(flags: &[String]) -> Result<Vec<(String, String)>, ConfigError> {
-    flags
-        .iter()
-        .map(|f| {
-            let (key, value) = f.split_once('=').ok_or_else(|| {
-                ConfigError::Parse(format!(
-                    "--set {f:?}: expected key=value, e.g. limits.max_body_bytes=2048"
-                ))
-            })?;
-            Ok((
-                format!(
-                    "BTCTS_{}",
-                    key.trim().replace('.', "_").to_ascii_uppercase()
-                ),
-                value.to_owned(),
-            ))
-        })
-        .collect()
 }
 
 /// Validated settings.

@@ -94,8 +94,15 @@ fn flags_override_the_environment() {
 
 #[test]
 fn errors_name_the_key() {
-    let err = Config::load(None, env(&[("BTCTS_LIMITS_MAX_BODDY", "1")])).expect_err("unknown key");
+    let err = flag_overrides(&["limits.max_boddy=1".into()]).expect_err("unknown flag key");
+    assert!(err.to_string().contains("`limits.max_boddy`"), "{err}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("btcts.toml");
+    std::fs::write(&path, "[limits]\nmax_boddy = 1\n").expect("write");
+    let err = Config::load(Some(&path), env(&[])).expect_err("unknown file key");
     assert!(err.to_string().contains("max_boddy"), "{err}");
+    let err = Config::load(None, env(&[("BTCTS_AUTH_CHAINS", "x")])).expect_err("a table");
+    assert!(err.to_string().contains("`auth.chains`"), "{err}");
     let err = Config::load(None, env(&[("BTCTS_CONFIRMATIONS", "many")])).expect_err("wrong type");
     assert!(
         err.to_string().contains("confirmations") || err.to_string().contains("integer"),
@@ -137,4 +144,75 @@ fn errors_name_the_key() {
         .validate()
         .expect_err("no credentials");
     assert!(err.to_string().contains("`node`"), "{err}");
+}
+
+/// `BTCTS_NODE_USER`/`PASSWORD` plus `extra`, loaded and validated.
+fn validated(extra: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    let mut vars = env(&[("BTCTS_NODE_USER", "u"), ("BTCTS_NODE_PASSWORD", "p")]);
+    vars.extend(env(extra));
+    Config::load(None, vars)?.validate()
+}
+
+#[test]
+fn a_rate_above_a_billion_per_second_is_refused_not_unlimited() {
+    let s = validated(&[("BTCTS_LIMITS_RATE_PER_SECOND", "1000000000")]).expect("the top");
+    assert_eq!(s.limits.rate_per_second, 1_000_000_000);
+    let err = validated(&[("BTCTS_LIMITS_RATE_PER_SECOND", "1000000001")])
+        .expect_err("the limiter's period would be 0 ns: no limit at all");
+    let text = err.to_string();
+    assert!(text.contains("`limits.rate_per_second`"), "{text}");
+    assert!(text.contains("1..=1000000000"), "{text}");
+}
+
+#[test]
+fn confirmations_are_bounded() {
+    let s = validated(&[("BTCTS_CONFIRMATIONS", "1000")]).expect("the top");
+    assert_eq!(s.anchor.confirmations, 1000);
+    for v in ["1001", "2147483648", "4294967295"] {
+        let err = validated(&[("BTCTS_CONFIRMATIONS", v)]).expect_err(v);
+        let text = err.to_string();
+        assert!(text.contains("`confirmations`"), "{v}: {text}");
+        assert!(text.contains("1..=1000"), "{v}: {text}");
+    }
+}
+
+#[test]
+fn unrelated_btcts_variables_do_not_stop_start_up() {
+    let s = validated(&[
+        ("BTCTS_WRITE_GOLDEN", "1"),
+        ("BTCTS_BIN", "/usr/bin/btcts"),
+        ("BTCTS_LIMITS_MAX_BODY_BYTES", "2048"),
+    ])
+    .expect("starts");
+    assert_eq!(s.limits.max_body_bytes, 2048, "known keys still apply");
+    let (config, ignored) = Config::load_reporting(
+        None,
+        env(&[
+            ("BTCTS_WRITE_GOLDEN", "1"),
+            ("BTCTS_NODE_PASWORD", "typo"),
+            ("BTCTS_NODE_USER", "u"),
+            ("BTCTS_OPENTIMESTAMPS_PUBLIC_URL", "https://ots.example.org"),
+            ("BTCTS_LIMITS_", "1"),
+            ("BTCTS_", "1"),
+            ("OTHER", "x"),
+        ]),
+    )
+    .expect("loads");
+    assert_eq!(
+        ignored,
+        [
+            "BTCTS_",
+            "BTCTS_LIMITS_",
+            "BTCTS_NODE_PASWORD",
+            "BTCTS_WRITE_GOLDEN"
+        ],
+        "a typo in a known section is ignored too: the environment cannot be checked like a file"
+    );
+    assert_eq!(config.node.user.as_deref(), Some("u"));
+    assert_eq!(config.node.password, None);
+    assert_eq!(
+        config.opentimestamps.public_url.as_deref(),
+        Some("https://ots.example.org"),
+        "optional keys, absent from the defaults, are still known"
+    );
 }
