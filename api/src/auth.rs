@@ -51,6 +51,8 @@ pub struct Credentials {
     pub chains: BTreeMap<ChainId, Vec<TokenHash>>,
     /// The calendar token; the calendar routes are open when unset.
     pub calendar: Option<TokenHash>,
+    /// `/metrics` and `/readyz` need the read token (when one is set).
+    pub monitoring_requires_read: bool,
 }
 
 /// The bearer token of a request, hashed, if it carries one.

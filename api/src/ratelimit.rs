@@ -254,10 +254,8 @@ mod tests {
             vec![TokenHash::of(chain_token)],
         );
         Credentials {
-            admin: None,
-            read: None,
             chains,
-            calendar: None,
+            ..Credentials::default()
         }
     }
 

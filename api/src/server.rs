@@ -50,8 +50,6 @@ pub struct AppState {
     pub ots: OtsState,
     /// IBC delivery, by consumer chain id.
     pub ibc: std::collections::BTreeMap<String, crate::ibc::IbcView>,
-    /// Proxies whose `Forwarded`/`X-Forwarded-For` name the client.
-    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The OpenTimestamps part of [`AppState`].
@@ -114,7 +112,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         v1
     };
     let period = Duration::from_nanos(1_000_000_000 / u64::from(limits.rate_per_second.max(1)));
-    let keys = ClientKeys::new(&state.credentials, state.trusted_proxies.clone());
+    let keys = ClientKeys::new(&state.credentials, limits.trusted_proxies.clone());
     let governor = GovernorConfigBuilder::default()
         .period(period)
         .burst_size(limits.rate_burst.max(1))
@@ -272,7 +270,11 @@ async fn observe(req: Request, next: Next) -> Response {
     response
 }
 
-async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn readyz(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    check_monitoring(&state, &headers)?;
     state.store.pending_count()?;
     let node = state.node.clone();
     let info = tokio::task::spawn_blocking(move || node.chain_info())
@@ -292,7 +294,21 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::V
     ))
 }
 
-async fn render_metrics(State(state): State<Arc<AppState>>) -> Response {
+/// `/metrics` and `/readyz` are public unless configured to need the read token.
+fn check_monitoring(state: &AppState, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    if state.credentials.monitoring_requires_read {
+        state.credentials.check_read(headers)?;
+    }
+    Ok(())
+}
+
+async fn render_metrics(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if let Err(e) = check_monitoring(&state, &headers) {
+        return e.into_response();
+    }
     match &state.metrics {
         Some(h) => (
             [(
@@ -398,7 +414,6 @@ pub async fn serve(
         tips: Some(tips),
         ots,
         ibc,
-        trusted_proxies: Vec::new(),
     });
     let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, router)

@@ -79,3 +79,30 @@ async fn the_calendar_does_not_tell_who_exists_when_reads_need_a_token() {
         String::from_utf8_lossy(&body)
     );
 }
+
+#[tokio::test]
+async fn monitoring_can_require_the_read_token() {
+    for required in [false, true] {
+        let h = harness_with(
+            |_| {},
+            |c| {
+                c.read = Some(TokenHash::of("reader"));
+                c.monitoring_requires_read = required;
+            },
+        );
+        for uri in ["/readyz", "/metrics"] {
+            let (status, _, _) = send(&h, Method::GET, uri, None, None, Vec::new()).await;
+            assert_eq!(
+                status == StatusCode::UNAUTHORIZED,
+                required,
+                "{uri} without a token, required: {required}"
+            );
+            let (status, _, _) = send(&h, Method::GET, uri, Some("reader"), None, Vec::new()).await;
+            assert_ne!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{uri} with the read token"
+            );
+        }
+    }
+}

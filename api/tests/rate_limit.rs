@@ -23,12 +23,7 @@ async fn random_bearer_tokens_share_the_client_s_bucket() {
         l.rate_burst = BURST;
         l.max_concurrent_requests = 1_000;
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let router = app(h.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let url = serve(&h).await;
 
     let limited = Arc::new(AtomicUsize::new(0));
     let served = Arc::new(AtomicUsize::new(0));
@@ -78,4 +73,54 @@ async fn random_bearer_tokens_share_the_client_s_bucket() {
         served as f64 <= allowed && limited as f64 >= 0.95 * over,
         "{served} served, {limited} limited of {total} in {elapsed:.2} s (at most {allowed:.0} allowed)"
     );
+}
+
+/// Serves `h` on a loopback socket; its base URL.
+async fn serve(h: &inproc::Harness) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = app(h.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+/// Statuses of `n` reads claiming to come from `forwarded_for`.
+async fn reads(url: &str, forwarded_for: &str, n: usize) -> Vec<u16> {
+    let client = reqwest::Client::new();
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let r = client
+            .get(format!("{url}/v1/records/{}", "ab".repeat(32)))
+            .header("x-forwarded-for", forwarded_for)
+            .send()
+            .await
+            .expect("response");
+        out.push(r.status().as_u16());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_clients_count_apart_only_behind_a_trusted_proxy() {
+    let limits = |proxies: &[&str]| {
+        let proxies: Vec<ipnet::IpNet> = proxies.iter().map(|p| p.parse().expect("cidr")).collect();
+        move |l: &mut btcts_api::config::LimitsSection| {
+            l.rate_per_second = 1;
+            l.rate_burst = 2;
+            l.trusted_proxies = proxies;
+        }
+    };
+    // Behind a trusted proxy (loopback here), each forwarded client has its
+    // own bucket.
+    let h = harness(limits(&["127.0.0.0/8"]));
+    let url = serve(&h).await;
+    assert_eq!(reads(&url, "203.0.113.1", 3).await, [404, 404, 429]);
+    assert_eq!(reads(&url, "203.0.113.2", 2).await, [404, 404]);
+    // From an untrusted peer the header is the client's own claim: ignored.
+    let h = harness(limits(&[]));
+    let url = serve(&h).await;
+    assert_eq!(reads(&url, "203.0.113.1", 2).await, [404, 404]);
+    assert_eq!(reads(&url, "203.0.113.2", 1).await, [429]);
 }

@@ -30,6 +30,7 @@ pub(super) fn keys() -> Result<toml::Table, ConfigError> {
         read_token_sha256: _,
         calendar_token_sha256: _,
         chains,
+        monitoring_requires_read_token,
     } = d.auth;
     let OtsSection {
         calendar,
@@ -57,6 +58,7 @@ pub(super) fn keys() -> Result<toml::Table, ConfigError> {
             read_token_sha256: Some(text()),
             calendar_token_sha256: Some(text()),
             chains,
+            monitoring_requires_read_token,
         },
         opentimestamps: OtsSection {
             calendar,

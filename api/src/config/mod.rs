@@ -123,6 +123,10 @@ pub struct LimitsSection {
     pub request_timeout_ms: u64,
     /// Most requests in flight at once.
     pub max_concurrent_requests: usize,
+    /// Reverse proxies (CIDRs, e.g. `"10.0.0.0/8"`, `"::1/128"`) whose
+    /// `Forwarded` / `X-Forwarded-For` headers name the client; from
+    /// anyone else those headers are ignored. Empty: none.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// `[auth]`.
@@ -138,6 +142,9 @@ pub struct AuthSection {
     pub calendar_token_sha256: Option<String>,
     /// Chain id → SHA-256 (hex) of each token allowed to submit for it.
     pub chains: BTreeMap<String, Vec<String>>,
+    /// With a read token set, `/metrics` and `/readyz` need it too (they
+    /// are public otherwise, for monitoring).
+    pub monitoring_requires_read_token: bool,
 }
 
 impl Default for Config {
@@ -190,6 +197,7 @@ impl Default for LimitsSection {
             rate_burst: 200,
             request_timeout_ms: 30_000,
             max_concurrent_requests: 1024,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -455,6 +463,7 @@ impl Config {
                 .map(|h| hash("auth.calendar_token_sha256", h))
                 .transpose()?,
             chains,
+            monitoring_requires_read: self.auth.monitoring_requires_read_token,
         })
     }
 }

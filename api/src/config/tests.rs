@@ -216,3 +216,27 @@ fn unrelated_btcts_variables_do_not_stop_start_up() {
         "optional keys, absent from the defaults, are still known"
     );
 }
+
+#[test]
+fn trusted_proxies_are_cidrs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("btcts.toml");
+    std::fs::write(
+        &path,
+        "[limits]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1/128\"]\n",
+    )
+    .expect("write");
+    let node = env(&[("BTCTS_NODE_USER", "u"), ("BTCTS_NODE_PASSWORD", "p")]);
+    let settings = Config::load(Some(&path), node)
+        .expect("loads")
+        .validate()
+        .expect("valid");
+    assert_eq!(settings.limits.trusted_proxies.len(), 2);
+    for bad in ["\"10.0.0.1\"", "\"proxy.example\"", "\"10.0.0.0/33\""] {
+        std::fs::write(&path, format!("[limits]\ntrusted_proxies = [{bad}]\n")).expect("write");
+        let e = Config::load(Some(&path), env(&[]))
+            .map(|_| ())
+            .expect_err(bad);
+        assert!(e.to_string().contains("trusted_proxies"), "{bad}: {e}");
+    }
+}

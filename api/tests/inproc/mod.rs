@@ -69,7 +69,6 @@ pub fn harness_with(
             public_url: CALENDAR.into(),
         },
         ibc: Default::default(),
-        trusted_proxies: Vec::new(),
     });
     Harness {
         _dir: dir,
