@@ -122,58 +122,152 @@ fn open_with(chain: &IbcChain, keys: &[SecretKey]) -> anyhow::Result<(Relay, Ibc
     Ok((relay, view))
 }
 
-/// The delivery loop of one chain: a step every `poll`, backing off to a
-/// minute while the consumer or the Bitcoin node is unavailable, until
-/// `stop` turns true. Runs on a blocking thread.
-pub fn deliver(
-    mut relay: Relay,
-    store: Store,
-    node: Arc<dyn BitcoinNode>,
+/// One consumer chain's delivery: its relay, opened and run on blocking
+/// threads only. The relay's gRPC client owns a runtime, which may be
+/// neither created nor dropped in async code (tokio panics), so a
+/// `Delivery` never lives in a task: [`Deliveries::start`] opens every
+/// chain and starts its loop from one blocking call.
+#[derive(Debug)]
+pub struct Delivery {
+    relay: Relay,
     poll: Duration,
-    stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let chain = relay.config().chain_id.to_string();
-    let mut pause = poll;
-    let mut halted = false;
-    while !*stop.borrow() {
-        match relay.step(&store, node.as_ref()) {
-            Ok(report) => {
-                if report.created + report.delivered + report.resent > 0 {
-                    info!(
-                        chain,
-                        created = report.created,
-                        delivered = report.delivered,
-                        resent = report.resent,
-                        "IBC delivery"
-                    );
-                }
-                pause = poll;
-                halted = false;
-            }
-            Err(e) => {
-                let kind = if e.is_transient() {
-                    "transient"
-                } else {
-                    "other"
-                };
-                metrics::counter!("btcts_ibc_errors_total", "chain" => chain.clone(), "kind" => kind)
-                    .increment(1);
-                match &e {
-                    RelayError::Halted(reason) => {
-                        if !halted {
-                            error!(chain, reason, "IBC delivery halted");
-                        }
-                        halted = true;
+}
+
+impl Delivery {
+    /// Opens `chain`'s relay and its view (blocking). Errors name the chain.
+    pub fn open(ibc: &IbcSettings, chain: &IbcChain) -> anyhow::Result<(Delivery, IbcView)> {
+        let (relay, view) = open(ibc, chain)
+            .with_context(|| format!("cannot open IBC chain {}", chain.relay.chain_id))?;
+        Ok((
+            Delivery {
+                relay,
+                poll: ibc.poll,
+            },
+            view,
+        ))
+    }
+
+    /// The delivery loop: a step every `poll`, backing off to a minute while
+    /// the consumer or the Bitcoin node is unavailable, until `shutdown`
+    /// turns true or its sender is gone. Blocking; the relay is dropped on
+    /// this thread.
+    pub fn run(
+        mut self,
+        store: &Store,
+        node: &dyn BitcoinNode,
+        shutdown: &tokio::sync::watch::Receiver<bool>,
+    ) {
+        let chain = self.relay.config().chain_id.to_string();
+        let poll = self.poll;
+        let mut pause = poll;
+        let mut halted = false;
+        while !stopped(shutdown) {
+            match self.relay.step(store, node) {
+                Ok(report) => {
+                    if report.created + report.delivered + report.resent > 0 {
+                        info!(
+                            chain,
+                            created = report.created,
+                            delivered = report.delivered,
+                            resent = report.resent,
+                            "IBC delivery"
+                        );
                     }
-                    e if e.is_transient() => warn!(chain, error = %e, "IBC delivery: will retry"),
-                    e => error!(chain, error = %e, "IBC delivery failed; will retry"),
+                    pause = poll;
+                    halted = false;
                 }
-                pause = (pause * 2).min(poll * 32).min(Duration::from_secs(60));
+                Err(e) => {
+                    let kind = if e.is_transient() {
+                        "transient"
+                    } else {
+                        "other"
+                    };
+                    metrics::counter!("btcts_ibc_errors_total", "chain" => chain.clone(), "kind" => kind)
+                        .increment(1);
+                    match &e {
+                        RelayError::Halted(reason) => {
+                            if !halted {
+                                error!(chain, reason, "IBC delivery halted");
+                            }
+                            halted = true;
+                        }
+                        e if e.is_transient() => {
+                            warn!(chain, error = %e, "IBC delivery: will retry")
+                        }
+                        e => error!(chain, error = %e, "IBC delivery failed; will retry"),
+                    }
+                    pause = (pause * 2).min(poll * 32).min(Duration::from_secs(60));
+                }
+            }
+            let until = std::time::Instant::now() + pause;
+            while std::time::Instant::now() < until && !stopped(shutdown) {
+                std::thread::sleep(Duration::from_millis(50));
             }
         }
-        let until = std::time::Instant::now() + pause;
-        while std::time::Instant::now() < until && !*stop.borrow() {
-            std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether a loop watching `shutdown` should end: asked to, or nobody is
+/// left to ask (the daemon returned early).
+fn stopped(shutdown: &tokio::sync::watch::Receiver<bool>) -> bool {
+    *shutdown.borrow() || shutdown.has_changed().is_err()
+}
+
+/// Every configured chain's delivery loop, each on a thread of its own.
+#[derive(Debug, Default)]
+pub struct Deliveries {
+    threads: Vec<(String, std::thread::JoinHandle<()>)>,
+}
+
+impl Deliveries {
+    /// Opens every configured chain's relay, then starts their loops: all or
+    /// none. A chain that cannot be opened fails start-up with its id, and
+    /// the relays opened before it are dropped here. Blocking: call it on a
+    /// blocking thread, never in async code.
+    pub fn start(
+        ibc: Option<&IbcSettings>,
+        store: &Store,
+        node: &Arc<dyn BitcoinNode>,
+        shutdown: &tokio::sync::watch::Receiver<bool>,
+    ) -> anyhow::Result<(Deliveries, BTreeMap<String, IbcView>)> {
+        let mut opened = Vec::new();
+        let mut views = BTreeMap::new();
+        let chains = ibc
+            .into_iter()
+            .flat_map(|ibc| ibc.chains.iter().map(move |c| (ibc, c)));
+        for (ibc, chain) in chains {
+            let (delivery, view) = Delivery::open(ibc, chain)?;
+            let id = chain.relay.chain_id.to_string();
+            if !view
+                .store
+                .setup()
+                .with_context(|| format!("IBC chain {id}: the relay store"))?
+                .complete()
+            {
+                warn!(chain = %id, "IBC is not set up for this chain: stop btcts and run `btcts ibc setup --chain {id}`");
+            }
+            views.insert(id.clone(), view);
+            opened.push((id, delivery));
+        }
+        let mut threads = Vec::new();
+        for (id, delivery) in opened {
+            let (store, node, shutdown) = (store.clone(), node.clone(), shutdown.clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("ibc-{id}"))
+                .spawn(move || delivery.run(&store, node.as_ref(), &shutdown))
+                .with_context(|| format!("IBC chain {id}: cannot start its delivery thread"))?;
+            threads.push((id, thread));
+        }
+        Ok((Deliveries { threads }, views))
+    }
+
+    /// Waits until every loop has ended (after the shutdown was sent).
+    /// Blocking.
+    pub fn join(self) {
+        for (chain, thread) in self.threads {
+            if thread.join().is_err() {
+                error!(chain, "the IBC delivery loop panicked");
+            }
         }
     }
 }
@@ -218,25 +312,6 @@ pub(crate) async fn status(
         .map_err(ApiError::internal)?;
     body["chain_id"] = json!(chain);
     Ok(Json(body))
-}
-
-/// Opens every configured chain's relay.
-pub fn open_all(
-    ibc: Option<&IbcSettings>,
-) -> anyhow::Result<(Vec<Relay>, BTreeMap<String, IbcView>)> {
-    let mut relays = Vec::new();
-    let mut views = BTreeMap::new();
-    if let Some(ibc) = ibc {
-        for chain in &ibc.chains {
-            let (relay, view) = open(ibc, chain)?;
-            if !view.store.setup()?.complete() {
-                warn!(chain = %chain.relay.chain_id, "IBC is not set up for this chain: stop btcts and run `btcts ibc setup --chain {}`", chain.relay.chain_id);
-            }
-            views.insert(chain.relay.chain_id.to_string(), view);
-            relays.push(relay);
-        }
-    }
-    Ok((relays, views))
 }
 
 /// `btcts ibc …`.

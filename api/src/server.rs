@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aggregator::{Ingestor, Store, SystemClock};
+use anyhow::Context;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -371,24 +372,26 @@ pub async fn serve(
         move || Anchorer::connect(store, anchor_node, anchor_config, clock)
     })
     .await??;
+    // Listen before anything runs beside the server: a taken address ends
+    // start-up with nothing to stop.
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let local = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let (relays, ibc) = crate::ibc::open_all(settings.ibc.as_ref())?;
-    let mut deliveries = Vec::new();
-    if let Some(ibc_settings) = &settings.ibc {
-        for relay in relays {
-            let (store, node, stop) = (store.clone(), node.clone(), stop_rx.clone());
-            let poll = ibc_settings.poll;
-            deliveries.push(tokio::task::spawn_blocking(move || {
-                crate::ibc::deliver(relay, store, node, poll, stop)
-            }));
-        }
-    }
+    // The relays are opened, run and dropped on threads of their own (their
+    // gRPC clients own runtimes); if this returns early, dropping `stop_tx`
+    // ends every loop started so far.
+    let (deliveries, ibc) = tokio::task::spawn_blocking({
+        let (ibc, store, stop) = (settings.ibc.clone(), store.clone(), stop_rx.clone());
+        let node: Arc<dyn BitcoinNode> = node.clone();
+        move || crate::ibc::Deliveries::start(ibc.as_ref(), &store, &node, &stop)
+    })
+    .await??;
     let poll = settings.anchor.poll;
     let anchoring = tokio::spawn(anchorer.run(stop_rx.clone()));
     let tips = Arc::new(btc_submitter::TipCache::new(TIP_CACHE_DEPTH));
     let refresher = tokio::spawn(follow_tip(tips.clone(), node.clone(), poll, stop_rx));
-    let listener = tokio::net::TcpListener::bind(settings.listen).await?;
-    let local = listener.local_addr()?;
     let ots = OtsState {
         calendar: settings.ots.calendar,
         public_url: match &settings.ots.public_url {
@@ -422,9 +425,7 @@ pub async fn serve(
     info!("HTTP drained; stopping the anchoring loop");
     let _ = stop_tx.send(true);
     let _ = refresher.await;
-    for delivery in deliveries {
-        let _ = delivery.await;
-    }
+    tokio::task::spawn_blocking(move || deliveries.join()).await?;
     if anchoring.await.ok().flatten().is_none() {
         warn!("the anchoring loop had stopped on its own");
     }
