@@ -61,7 +61,7 @@ pub fn run(args: &DevArgs, out: &mut impl Write) -> anyhow::Result<()> {
         anchor,
         // BTCTS_LIMITS_* variables apply, as for `btcts serve`.
         limits: {
-            let limits = Config::load(None, std::env::vars())?.limits;
+            let limits = Config::load(None, crate::env_vars())?.limits;
             limits.validate()?;
             limits
         },

@@ -167,7 +167,7 @@ fn token_new(chain: Option<&str>, out: &mut impl Write) -> anyhow::Result<()> {
 
 /// Loads and checks the configuration of `btcts serve`.
 pub fn load_settings(args: &ServeArgs) -> anyhow::Result<config::Settings> {
-    let mut vars: Vec<(String, String)> = std::env::vars().collect();
+    let mut vars: Vec<(String, String)> = env_vars().collect();
     vars.extend(config::flag_overrides(&args.set)?);
     let mut cfg = config::Config::load(args.config.as_deref(), vars)?;
     if let Some(l) = &args.listen {
@@ -221,4 +221,11 @@ pub async fn shutdown_signal() {
         _ = term => {}
     }
     tracing::info!("shutdown requested");
+}
+
+/// The environment as text: a variable whose name or value is not UTF-8
+/// (`std::env::vars` would panic on it) cannot be one of ours, so it is
+/// left out.
+pub(crate) fn env_vars() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
 }

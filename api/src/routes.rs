@@ -312,7 +312,7 @@ pub(crate) async fn current_proof(
     if proof.anchor.is_none() {
         return Ok(Some(proof));
     }
-    let headers_max = state.confirmations.max(1) * 2;
+    let headers_max = state.confirmations.max(1).saturating_mul(2);
     if let Some(done) = state
         .tips
         .as_ref()

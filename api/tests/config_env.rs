@@ -25,6 +25,11 @@ async fn serve_starts_with_unrelated_btcts_variables_and_warns_once() -> Result<
         .arg(&config)
         .env("BTCTS_WRITE_GOLDEN", "1")
         .env("BTCTS_NODE_PASWORD", "value-of-the-typo")
+        // Not UTF-8: std::env::vars() panicked on it.
+        .env(
+            "SOMEONE_ELSES",
+            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"caf\xe9"),
+        )
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
