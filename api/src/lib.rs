@@ -8,6 +8,7 @@ mod dev;
 pub mod error;
 mod feed_cmd;
 pub mod ibc;
+pub mod listener;
 mod proof_cmd;
 pub mod ratelimit;
 mod routes;

@@ -1,7 +1,6 @@
 //! The HTTP server: the router with its limits, auth, logging and metrics,
 //! and the daemon that runs it beside the store writer and the anchoring loop.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -418,10 +417,11 @@ pub async fn serve(
         ots,
         ibc,
     });
-    let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let connections = crate::listener::ConnectionLimits {
+        max_connections: settings.limits.max_connections,
+        header_read_timeout: Duration::from_millis(settings.limits.header_read_timeout_ms),
+    };
+    crate::listener::serve(listener, app(state), connections, shutdown).await;
     info!("HTTP drained; stopping the anchoring loop");
     let _ = stop_tx.send(true);
     let _ = refresher.await;

@@ -123,6 +123,12 @@ pub struct LimitsSection {
     pub request_timeout_ms: u64,
     /// Most requests in flight at once.
     pub max_concurrent_requests: usize,
+    /// Most open client connections; further ones wait in the listen
+    /// backlog until one closes.
+    pub max_connections: usize,
+    /// A connection that has not sent a complete request head within this
+    /// many ms is closed (slowloris).
+    pub header_read_timeout_ms: u64,
     /// Reverse proxies (CIDRs, e.g. `"10.0.0.0/8"`, `"::1/128"`) whose
     /// `Forwarded` / `X-Forwarded-For` headers name the client; from
     /// anyone else those headers are ignored. Empty: none.
@@ -197,6 +203,8 @@ impl Default for LimitsSection {
             rate_burst: 200,
             request_timeout_ms: 30_000,
             max_concurrent_requests: 1024,
+            max_connections: 4096,
+            header_read_timeout_ms: 10_000,
             trusted_proxies: Vec::new(),
         }
     }
@@ -239,7 +247,7 @@ pub const MAX_CONFIRMATIONS: u64 = 1000;
 
 /// The allowed range of each numeric key (both ends included); start-up
 /// refuses a value outside it. `docs/operations.md` lists them.
-pub const RANGES: [(&str, u64, u64); 12] = [
+pub const RANGES: [(&str, u64, u64); 14] = [
     ("confirmations", 1, MAX_CONFIRMATIONS),
     ("node.poll_ms", 1, u64::MAX),
     ("batching.max_records_per_batch", 1, u64::MAX),
@@ -252,6 +260,8 @@ pub const RANGES: [(&str, u64, u64); 12] = [
     ("limits.rate_burst", 1, u32::MAX as u64),
     ("limits.request_timeout_ms", 1, u64::MAX),
     ("limits.max_concurrent_requests", 1, u64::MAX),
+    ("limits.max_connections", 1, 1_000_000),
+    ("limits.header_read_timeout_ms", 100, 600_000),
     ("ibc.packet_timeout_secs", 10, u64::MAX),
     ("ibc.poll_ms", 1, u64::MAX),
 ];
@@ -285,6 +295,8 @@ impl LimitsSection {
                 "limits.max_concurrent_requests",
                 self.max_concurrent_requests as u64,
             ),
+            ("limits.max_connections", self.max_connections as u64),
+            ("limits.header_read_timeout_ms", self.header_read_timeout_ms),
         ] {
             in_range(key, key, v)?;
         }
