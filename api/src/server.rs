@@ -364,7 +364,10 @@ pub async fn serve(
     let store = Store::open(settings.data_dir.join("btcts.redb"), clock.clone())?;
     let (ingestor, writer) = Ingestor::start(store.clone())?;
     let node = Arc::new(CoreRpcNode::new(&settings.rpc)?);
-    let anchor_node = node.clone();
+    // The anchoring loop gets a connection of its own: an RPC client is one
+    // connection behind a lock, and HTTP handlers and the tip refresher
+    // queueing on it must not delay anchoring (or the other way round).
+    let anchor_node = Arc::new(CoreRpcNode::new(&settings.rpc)?);
     let anchor_config = settings.anchor.clone();
     let anchorer = tokio::task::spawn_blocking({
         let store = store.clone();
