@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 /// name → JSON: `setup`, `pending`, `cursor`, `next_packet`.
@@ -240,6 +240,7 @@ impl RelayStore {
         txn.open_table(PACKETS).map_err(err)?;
         txn.open_table(DATA).map_err(err)?;
         txn.open_table(BY_RECORD).map_err(err)?;
+        counts::backfill(&txn)?;
         txn.commit().map_err(err)?;
         Ok(RelayStore { db: Arc::new(db) })
     }
@@ -312,6 +313,7 @@ impl RelayStore {
             let mut table = txn.open_table(PACKETS).map_err(err)?;
             let mut data = txn.open_table(DATA).map_err(err)?;
             let mut by_record = txn.open_table(BY_RECORD).map_err(err)?;
+            let mut counts = txn.open_table(counts::COUNTS).map_err(err)?;
             let mut next = next_packet(&meta)?;
             for mut packet in packets {
                 let id = packet.record_id.0;
@@ -319,8 +321,7 @@ impl RelayStore {
                     continue;
                 }
                 packet.sequence = next;
-                let json = serde_json::to_vec(&packet).map_err(err)?;
-                table.insert(next, json.as_slice()).map_err(err)?;
+                counts::insert(&mut table, &mut counts, &packet)?;
                 data.insert(next, [].as_slice()).map_err(err)?;
                 by_record.insert(&id, next).map_err(err)?;
                 created.push(next);
@@ -345,6 +346,7 @@ impl RelayStore {
             let mut table = txn.open_table(PACKETS).map_err(err)?;
             let mut data_table = txn.open_table(DATA).map_err(err)?;
             let mut by_record = txn.open_table(BY_RECORD).map_err(err)?;
+            let mut counts = txn.open_table(counts::COUNTS).map_err(err)?;
             seq = next_packet(&meta)?;
             let fresh = PacketRecord {
                 sequence: seq,
@@ -355,8 +357,7 @@ impl RelayStore {
                 ..old.clone()
             };
             for p in [&fresh, &retired] {
-                let json = serde_json::to_vec(p).map_err(err)?;
-                table.insert(p.sequence, json.as_slice()).map_err(err)?;
+                counts::insert(&mut table, &mut counts, p)?;
             }
             data_table.insert(seq, [].as_slice()).map_err(err)?;
             by_record.insert(&old.record_id.0, seq).map_err(err)?;
@@ -409,12 +410,12 @@ impl RelayStore {
     }
 
     fn write_packet(&self, packet: &PacketRecord, data: Option<&[u8]>) -> Result<(), StateError> {
-        let json = serde_json::to_vec(packet).map_err(err)?;
         let txn = self.db.begin_write().map_err(err)?;
-        txn.open_table(PACKETS)
-            .map_err(err)?
-            .insert(packet.sequence, json.as_slice())
-            .map_err(err)?;
+        counts::insert(
+            &mut txn.open_table(PACKETS).map_err(err)?,
+            &mut txn.open_table(counts::COUNTS).map_err(err)?,
+            packet,
+        )?;
         if let Some(data) = data {
             txn.open_table(DATA)
                 .map_err(err)?
@@ -484,30 +485,17 @@ impl RelayStore {
         Ok(found)
     }
 
-    /// How many packets are in each state.
+    /// How many packets are in each state (kept as packets are written).
     pub fn counts(&self) -> Result<std::collections::BTreeMap<&'static str, u64>, StateError> {
         let txn = self.db.begin_read().map_err(err)?;
-        let table = txn.open_table(PACKETS).map_err(err)?;
-        let mut counts = std::collections::BTreeMap::new();
-        for name in [
-            "created",
-            "sent",
-            "received",
-            "acknowledged",
-            "error_acknowledged",
-            "timed_out",
-            "stalled",
-        ] {
-            counts.insert(name, 0);
-        }
-        if table.len().map_err(err)? > 0 {
-            for entry in table.iter().map_err(err)? {
-                let (_, v) = entry.map_err(err)?;
-                let p: PacketRecord = serde_json::from_slice(v.value()).map_err(err)?;
-                *counts.entry(p.state.name()).or_insert(0) += 1;
-            }
-        }
-        Ok(counts)
+        let table = txn.open_table(counts::COUNTS).map_err(err)?;
+        counts::STATES
+            .into_iter()
+            .map(|state| {
+                let n = table.get(state).map_err(err)?.map_or(0, |v| v.value());
+                Ok((state, n))
+            })
+            .collect()
     }
 }
 
@@ -535,5 +523,6 @@ mod hex_bytes {
     }
 }
 
+mod counts;
 #[cfg(test)]
 mod tests;
