@@ -117,6 +117,10 @@ fn replay(e: &StoreError) -> StoreError {
         },
         StoreError::Closed => StoreError::Closed,
         StoreError::Corrupt(s) => StoreError::Corrupt(s.clone()),
+        StoreError::Unavailable { disk_full, cause } => StoreError::Unavailable {
+            disk_full: *disk_full,
+            cause: cause.clone(),
+        },
         other => StoreError::CommitFailed(other.to_string()),
     }
 }

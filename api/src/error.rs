@@ -76,11 +76,34 @@ impl ApiError {
     }
 }
 
+/// Retry-After while the store is unavailable (it retries every second).
+pub const STORE_RETRY_AFTER_SECS: u64 = 5;
+
 impl From<aggregator::StoreError> for ApiError {
     fn from(e: aggregator::StoreError) -> Self {
         match e {
             aggregator::StoreError::Closed => {
                 ApiError::unavailable("shutting_down", "the server is shutting down")
+            }
+            // A full disk or failed write: nothing was stored, the store
+            // reopens itself once writes work again.
+            aggregator::StoreError::Unavailable { disk_full, cause } => {
+                tracing::debug!(error = %cause, disk_full, "store unavailable");
+                let (code, message) = if disk_full {
+                    (
+                        "disk_full",
+                        "the server's disk is full; nothing was stored, retry later",
+                    )
+                } else {
+                    (
+                        "store_unavailable",
+                        "the store cannot write; nothing was stored, retry later",
+                    )
+                };
+                ApiError {
+                    retry_after: Some(STORE_RETRY_AFTER_SECS),
+                    ..ApiError::unavailable(code, message)
+                }
             }
             other => ApiError::internal(other),
         }

@@ -275,6 +275,9 @@ async fn readyz(
     headers: axum::http::HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     check_monitoring(&state, &headers)?;
+    // A full disk (or another write failure) makes the store unavailable
+    // until it has reopened itself: not ready while that lasts.
+    state.store.check_available()?;
     state.store.pending_count()?;
     let node = state.node.clone();
     let info = tokio::task::spawn_blocking(move || node.chain_info())

@@ -47,6 +47,17 @@ pub enum StoreError {
     /// The group-commit writer has stopped.
     #[error("the store writer has shut down")]
     Closed,
+    /// A write failed for lack of space (`disk_full`) or another I/O error;
+    /// nothing of it was stored. The store refuses work until it has
+    /// reopened the file and a probe write commits (tried every
+    /// [`RECOVERY_INTERVAL`]), so this passes without a restart.
+    #[error("store unavailable{}: {cause}", if *.disk_full { " (disk full)" } else { "" })]
+    Unavailable {
+        /// The failure was ENOSPC (or a quota).
+        disk_full: bool,
+        /// The underlying error.
+        cause: String,
+    },
 }
 
 macro_rules! storage_error {
@@ -120,24 +131,49 @@ pub struct Conflict {
 /// The btcts store. Cheap to clone; all clones share one database.
 #[derive(Clone, Debug)]
 pub struct Store {
-    db: Arc<Database>,
+    db: Arc<Handle>,
     clock: Arc<dyn Clock>,
 }
 
 impl Store {
     /// Opens the store at `path`, creating it if absent, and checks its schema version.
     pub fn open(path: impl AsRef<Path>, clock: Arc<dyn Clock>) -> Result<Store, StoreError> {
-        let db = Database::create(path.as_ref())?;
+        let path = path.as_ref().to_owned();
+        Store::open_with(Box::new(move || Database::create(&path)), clock)
+    }
+
+    /// Opens the store with `open`, which is called again to reopen it
+    /// after an I/O failure.
+    pub(crate) fn open_with(open: Opener, clock: Arc<dyn Clock>) -> Result<Store, StoreError> {
         let store = Store {
-            db: Arc::new(db),
+            db: Arc::new(Handle::open(open)?),
             clock,
         };
         store.init_schema()?;
         Ok(store)
     }
 
+    /// Runs `f` on the open database. While the store is unavailable (an
+    /// I/O failure, e.g. a full disk) this answers
+    /// [`StoreError::Unavailable`] without touching the file, except for a
+    /// reopen attempt every [`RECOVERY_INTERVAL`].
+    fn with<T>(&self, f: impl FnOnce(&Database) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let db = self.db.get()?;
+        self.db.check(f(&db))
+    }
+
+    /// `Ok` if the store takes writes (as far as it knows: the last write
+    /// or recovery probe succeeded); [`StoreError::Unavailable`] otherwise.
+    pub fn check_available(&self) -> Result<(), StoreError> {
+        self.db.get().map(drop)
+    }
+
     fn init_schema(&self) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
+        self.with(|db| self.init_schema_in(db))
+    }
+
+    fn init_schema_in(&self, db: &Database) -> Result<(), StoreError> {
+        let txn = db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
             let found = meta.get(META_SCHEMA_VERSION)?.map(|v| v.value());
@@ -181,21 +217,23 @@ impl Store {
         groups: &[&[(LeafHash, Record)]],
     ) -> Result<Vec<Vec<Ack>>, StoreError> {
         let now = self.clock.now_unix_ms();
-        let txn = self.db.begin_write()?;
-        let mut out = Vec::with_capacity(groups.len());
-        {
-            let mut w = RecordWriter::open(&txn, now)?;
-            for group in groups {
-                let acks = group
-                    .iter()
-                    .map(|(id, record)| w.put(id, record))
-                    .collect::<Result<_, _>>()?;
-                out.push(acks);
+        self.with(|db| {
+            let txn = db.begin_write()?;
+            let mut out = Vec::with_capacity(groups.len());
+            {
+                let mut w = RecordWriter::open(&txn, now)?;
+                for group in groups {
+                    let acks = group
+                        .iter()
+                        .map(|(id, record)| w.put(id, record))
+                        .collect::<Result<_, _>>()?;
+                    out.push(acks);
+                }
+                w.finish()?;
             }
-            w.finish()?;
-        }
-        txn.commit()?;
-        Ok(out)
+            txn.commit()?;
+            Ok(out)
+        })
     }
 
     /// Seals up to `max_records` pending records, oldest first, into a new
@@ -205,11 +243,11 @@ impl Store {
     /// `None` when nothing is pending.
     pub fn seal_batch(&self, max_records: u64) -> Result<Option<BatchInfo>, StoreError> {
         let max_records = max_records.max(1);
-        loop {
-            let Some((first, tree)) = self.build_pending_tree(max_records)? else {
+        self.with(|db| loop {
+            let Some((first, tree)) = build_pending_tree(db, max_records)? else {
                 return Ok(None);
             };
-            let txn = self.db.begin_write()?;
+            let txn = db.begin_write()?;
             let info = match self.write_batch(&txn, first, &tree)? {
                 Some(info) => info,
                 // Someone else sealed these records in between: try again.
@@ -218,33 +256,7 @@ impl Store {
             txn.commit()?;
             info!(batch = %info.seq, records = info.size, root = %info.root, "batch sealed");
             return Ok(Some(info));
-        }
-    }
-
-    fn build_pending_tree(
-        &self,
-        max_records: u64,
-    ) -> Result<Option<(u64, MerkleTree)>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let meta = txn.open_table(META)?;
-        let first = meta_get(&meta, META_SEALED_UPTO)?;
-        let next = meta_get(&meta, META_NEXT_RECORD)?;
-        let end = next.min(first.saturating_add(max_records));
-        if end <= first {
-            return Ok(None);
-        }
-        let records = txn.open_table(RECORDS)?;
-        let mut leaves = Vec::with_capacity((end - first) as usize);
-        for entry in records.range(first..end)? {
-            let (_, v) = entry?;
-            leaves.push(decode_id(v.value())?);
-        }
-        if leaves.len() as u64 != end - first {
-            return Err(StoreError::Corrupt(format!(
-                "records {first}..{end} are not all present"
-            )));
-        }
-        Ok(MerkleTree::from_leaves(&leaves).map(|t| (first, t)))
+        })
     }
 
     /// Writes the batch over records `first..first + tree.leaf_count()` into
@@ -281,24 +293,30 @@ impl Store {
 
     /// Number of records not yet in a batch.
     pub fn pending_count(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read()?;
-        let meta = txn.open_table(META)?;
-        Ok(meta_get(&meta, META_NEXT_RECORD)? - meta_get(&meta, META_SEALED_UPTO)?)
+        self.with(|db| {
+            let txn = db.begin_read()?;
+            let meta = txn.open_table(META)?;
+            Ok(meta_get(&meta, META_NEXT_RECORD)? - meta_get(&meta, META_SEALED_UPTO)?)
+        })
     }
 
     /// Number of records stored (duplicates counted once).
     pub fn record_count(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read()?;
-        Ok(txn.open_table(RECORDS)?.len()?)
+        self.with(|db| {
+            let txn = db.begin_read()?;
+            Ok(txn.open_table(RECORDS)?.len()?)
+        })
     }
 
     /// The record with id `id`, if stored.
     pub fn record(&self, id: &LeafHash) -> Result<Option<StoredRecord>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let Some(seq) = seq_of(&txn, id)? else {
-            return Ok(None);
-        };
-        self.record_by_seq(&txn, seq).map(Some)
+        self.with(|db| {
+            let txn = db.begin_read()?;
+            let Some(seq) = seq_of(&txn, id)? else {
+                return Ok(None);
+            };
+            self.record_by_seq(&txn, seq).map(Some)
+        })
     }
 
     fn record_by_seq(&self, txn: &ReadTransaction, seq: u64) -> Result<StoredRecord, StoreError> {
@@ -326,22 +344,24 @@ impl Store {
         batch: &BatchInfo,
         keep: impl Fn(&Record) -> bool,
     ) -> Result<Vec<StoredRecord>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let records = txn.open_table(RECORDS)?;
-        let mut out = Vec::new();
-        for entry in records.range(batch.first_record..batch.first_record + batch.size)? {
-            let (k, v) = entry?;
-            let (id, received_unix_ms, record) = decode_record(v.value())?;
-            if keep(&record) {
-                out.push(StoredRecord {
-                    id,
-                    record,
-                    received_unix_ms,
-                    batch: Some((batch.seq, k.value() - batch.first_record)),
-                });
+        self.with(|db| {
+            let txn = db.begin_read()?;
+            let records = txn.open_table(RECORDS)?;
+            let mut out = Vec::new();
+            for entry in records.range(batch.first_record..batch.first_record + batch.size)? {
+                let (k, v) = entry?;
+                let (id, received_unix_ms, record) = decode_record(v.value())?;
+                if keep(&record) {
+                    out.push(StoredRecord {
+                        id,
+                        record,
+                        received_unix_ms,
+                        batch: Some((batch.seq, k.value() - batch.first_record)),
+                    });
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Every record stored for `chain` at `height`, in arrival order (more than one = fork).
@@ -350,72 +370,80 @@ impl Store {
         chain: &ChainId,
         height: Height,
     ) -> Result<Vec<StoredRecord>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let c = chain.as_str();
-        let Some(first) = txn
-            .open_table(CHAIN_HEIGHTS)?
-            .get((c, height))?
-            .map(|v| v.value())
-        else {
-            return Ok(Vec::new());
-        };
-        let mut seqs = vec![first];
-        for entry in txn
-            .open_table(CONFLICTS)?
-            .range((c, height, 0)..=(c, height, u64::MAX))?
-        {
-            seqs.push(entry?.0.value().2);
-        }
-        seqs.into_iter()
-            .map(|s| self.record_by_seq(&txn, s))
-            .collect()
+        self.with(|db| {
+            let txn = db.begin_read()?;
+            let c = chain.as_str();
+            let Some(first) = txn
+                .open_table(CHAIN_HEIGHTS)?
+                .get((c, height))?
+                .map(|v| v.value())
+            else {
+                return Ok(Vec::new());
+            };
+            let mut seqs = vec![first];
+            for entry in txn
+                .open_table(CONFLICTS)?
+                .range((c, height, 0)..=(c, height, u64::MAX))?
+            {
+                seqs.push(entry?.0.value().2);
+            }
+            seqs.into_iter()
+                .map(|s| self.record_by_seq(&txn, s))
+                .collect()
+        })
     }
 
     /// The highest height submitted for `chain`, if any.
     pub fn latest_height(&self, chain: &ChainId) -> Result<Option<Height>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let c = chain.as_str();
-        let table = txn.open_table(CHAIN_HEIGHTS)?;
-        let last = table
-            .range((c, 0)..=(c, u64::MAX))?
-            .next_back()
-            .transpose()?;
-        Ok(last.map(|(k, _)| k.value().1))
+        self.with(|db| {
+            let txn = db.begin_read()?;
+            let c = chain.as_str();
+            let table = txn.open_table(CHAIN_HEIGHTS)?;
+            let last = table
+                .range((c, 0)..=(c, u64::MAX))?
+                .next_back()
+                .transpose()?;
+            Ok(last.map(|(k, _)| k.value().1))
+        })
     }
 
     /// Fork evidence for `chain`, lowest height first.
     pub fn conflicts(&self, chain: &ChainId) -> Result<Vec<Conflict>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let c = chain.as_str();
-        let records = txn.open_table(RECORDS)?;
-        let id_of = |seq: u64| -> Result<LeafHash, StoreError> {
-            let v = records
-                .get(seq)?
-                .ok_or_else(|| StoreError::Corrupt(format!("record {seq} missing")))?;
-            decode_id(v.value())
-        };
-        let mut out = Vec::new();
-        for entry in txn
-            .open_table(CONFLICTS)?
-            .range((c, 0, 0)..=(c, u64::MAX, u64::MAX))?
-        {
-            let (k, v) = entry?;
-            let (_, height, other) = k.value();
-            out.push(Conflict {
-                height,
-                first: id_of(v.value())?,
-                other: id_of(other)?,
-            });
-        }
-        Ok(out)
+        self.with(|db| {
+            let txn = db.begin_read()?;
+            let c = chain.as_str();
+            let records = txn.open_table(RECORDS)?;
+            let id_of = |seq: u64| -> Result<LeafHash, StoreError> {
+                let v = records
+                    .get(seq)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("record {seq} missing")))?;
+                decode_id(v.value())
+            };
+            let mut out = Vec::new();
+            for entry in txn
+                .open_table(CONFLICTS)?
+                .range((c, 0, 0)..=(c, u64::MAX, u64::MAX))?
+            {
+                let (k, v) = entry?;
+                let (_, height, other) = k.value();
+                out.push(Conflict {
+                    height,
+                    first: id_of(v.value())?,
+                    other: id_of(other)?,
+                });
+            }
+            Ok(out)
+        })
     }
 
     /// The batch `seq`, if sealed.
     pub fn batch(&self, seq: BatchSeq) -> Result<Option<BatchInfo>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(BATCHES)?;
-        let v = table.get(seq.0)?;
-        v.map(|v| decode_batch(seq, v.value())).transpose()
+        self.with(|db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(BATCHES)?;
+            let v = table.get(seq.0)?;
+            v.map(|v| decode_batch(seq, v.value())).transpose()
+        })
     }
 
     /// The inclusion path of leaf `index` of batch `batch` (of `size` leaves),
@@ -426,58 +454,94 @@ impl Store {
         size: u64,
         index: u64,
     ) -> Result<Vec<PathStep>, StoreError> {
-        let txn = self.db.begin_read()?;
-        read_path(&txn, batch, size, index)
+        self.with(|db| {
+            let txn = db.begin_read()?;
+            read_path(&txn, batch, size, index)
+        })
     }
 
     /// The proof document of record `id` as far as the store can build it:
     /// leaf and path for a sealed record, no anchor yet. `None` if the id is
     /// unknown or the record is still pending.
     pub fn proof(&self, id: &LeafHash) -> Result<Option<Proof>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let Some(seq) = seq_of(&txn, id)? else {
-            return Ok(None);
-        };
-        let stored = self.record_by_seq(&txn, seq)?;
-        let Some((batch_seq, index)) = stored.batch else {
-            return Ok(None);
-        };
-        let batch = txn
-            .open_table(BATCHES)?
-            .get(batch_seq.0)?
-            .map(|v| decode_batch(batch_seq, v.value()))
-            .transpose()?
-            .ok_or_else(|| StoreError::Corrupt(format!("batch {batch_seq} missing")))?;
-        let path = read_path(&txn, batch_seq, batch.size, index)?;
-        let anchor = read_anchor(&txn, batch_seq)?
-            .and_then(|a| a.mined)
-            .map(|m| m.evidence);
-        Ok(Some(Proof {
-            format: PROOF_FORMAT.to_owned(),
-            version: PROOF_VERSION,
-            leaf: LeafEvidence {
-                preimage: HexBytes(leaf::encode(&stored.record)),
-                hash: stored.id,
-            },
-            record: stored.record,
-            batch: BatchEvidence {
-                seq: batch_seq,
-                size: batch.size,
-                index,
-                root: batch.root,
-            },
-            path,
-            anchor,
-        }))
+        self.with(|db| {
+            let txn = db.begin_read()?;
+            let Some(seq) = seq_of(&txn, id)? else {
+                return Ok(None);
+            };
+            let stored = self.record_by_seq(&txn, seq)?;
+            let Some((batch_seq, index)) = stored.batch else {
+                return Ok(None);
+            };
+            let batch = txn
+                .open_table(BATCHES)?
+                .get(batch_seq.0)?
+                .map(|v| decode_batch(batch_seq, v.value()))
+                .transpose()?
+                .ok_or_else(|| StoreError::Corrupt(format!("batch {batch_seq} missing")))?;
+            let path = read_path(&txn, batch_seq, batch.size, index)?;
+            let anchor = read_anchor(&txn, batch_seq)?
+                .and_then(|a| a.mined)
+                .map(|m| m.evidence);
+            Ok(Some(Proof {
+                format: PROOF_FORMAT.to_owned(),
+                version: PROOF_VERSION,
+                leaf: LeafEvidence {
+                    preimage: HexBytes(leaf::encode(&stored.record)),
+                    hash: stored.id,
+                },
+                record: stored.record,
+                batch: BatchEvidence {
+                    seq: batch_seq,
+                    size: batch.size,
+                    index,
+                    root: batch.root,
+                },
+                path,
+                anchor,
+            }))
+        })
     }
+}
+
+/// The pending records `first..first + max_records` as a tree, or `None`.
+fn build_pending_tree(
+    db: &Database,
+    max_records: u64,
+) -> Result<Option<(u64, MerkleTree)>, StoreError> {
+    let txn = db.begin_read()?;
+    let meta = txn.open_table(META)?;
+    let first = meta_get(&meta, META_SEALED_UPTO)?;
+    let next = meta_get(&meta, META_NEXT_RECORD)?;
+    let end = next.min(first.saturating_add(max_records));
+    if end <= first {
+        return Ok(None);
+    }
+    let records = txn.open_table(RECORDS)?;
+    let mut leaves = Vec::with_capacity((end - first) as usize);
+    for entry in records.range(first..end)? {
+        let (_, v) = entry?;
+        leaves.push(decode_id(v.value())?);
+    }
+    if leaves.len() as u64 != end - first {
+        return Err(StoreError::Corrupt(format!(
+            "records {first}..{end} are not all present"
+        )));
+    }
+    Ok(MerkleTree::from_leaves(&leaves).map(|t| (first, t)))
 }
 
 mod anchors;
 mod codec;
+mod health;
+#[cfg(test)]
+mod health_tests;
 #[cfg(test)]
 mod tests;
 mod writer;
 
 use anchors::read_anchor;
 use codec::*;
+pub use health::RECOVERY_INTERVAL;
+use health::{Handle, Opener};
 use writer::*;

@@ -23,11 +23,10 @@ fn an_interrupted_seal_leaves_every_record_pending() {
     {
         let store = Store::open(&path, clock.clone()).expect("opens");
         store.submit(&records).expect("stored");
-        let (first, tree) = store
-            .build_pending_tree(1000)
+        let (first, tree) = build_pending_tree(&store.db.get().expect("db"), 1000)
             .expect("reads")
             .expect("pending");
-        let txn = store.db.begin_write().expect("txn");
+        let txn = store.db.get().expect("db").begin_write().expect("txn");
         let info = store
             .write_batch(&txn, first, &tree)
             .expect("writes")
@@ -66,7 +65,7 @@ fn ids_sharing_a_prefix_are_kept_apart() {
     let (a, b) = (rec(1), rec(2));
     store.submit(std::slice::from_ref(&a)).expect("stored");
     // Make b's prefix point at a, as a real prefix collision would.
-    let txn = store.db.begin_write().expect("txn");
+    let txn = store.db.get().expect("db").begin_write().expect("txn");
     txn.open_table(RECORD_IDS)
         .expect("table")
         .insert(id_prefix(&b.0), 0)
@@ -85,7 +84,7 @@ fn ids_sharing_a_prefix_are_kept_apart() {
         store.record(&b.0).expect("query").map(|r| r.record),
         Some(b.1)
     );
-    let txn = store.db.begin_read().expect("txn");
+    let txn = store.db.get().expect("db").begin_read().expect("txn");
     assert_eq!(
         txn.open_table(RECORD_IDS_OVERFLOW)
             .expect("table")
@@ -105,11 +104,10 @@ fn a_stale_tree_is_not_written() {
         digest: RawDigest([1; 32]),
     };
     store.submit(&[(leaf::leaf_hash(&r), r)]).expect("stored");
-    let (first, tree) = store
-        .build_pending_tree(10)
+    let (first, tree) = build_pending_tree(&store.db.get().expect("db"), 10)
         .expect("reads")
         .expect("pending");
     store.seal_batch(10).expect("seals");
-    let txn = store.db.begin_write().expect("txn");
+    let txn = store.db.get().expect("db").begin_write().expect("txn");
     assert_eq!(store.write_batch(&txn, first, &tree).expect("checks"), None);
 }
