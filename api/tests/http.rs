@@ -3,11 +3,9 @@
 
 use std::sync::Arc;
 
-use aggregator::clock::FixedClock;
 use aggregator::{verify, Expect};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use btc_submitter::{AnchorConfig, Anchorer};
 use btcts_api::auth::TokenHash;
 use btcts_api::server::{app, OPENAPI, ROUTES};
 use http_body_util::BodyExt;
@@ -215,14 +213,7 @@ async fn reads_follow_a_record_from_pending_to_confirmed_and_serve_verifiable_pr
         (StatusCode::NOT_FOUND, json!("not_batched_yet"))
     );
 
-    let mut config = AnchorConfig::new(aggregator::AnchorNetwork::Regtest);
-    config.confirmations = 2;
-    let mut anchorer = Anchorer::new(
-        h.store.clone(),
-        h.fake.clone(),
-        config,
-        Arc::new(FixedClock::new(1)),
-    );
+    let mut anchorer = inproc::anchorer(&h);
     anchorer.step().expect("anchors");
     let (_, rec) = call(&h, Method::GET, &format!("/v1/records/{id}"), None, None).await;
     assert_eq!(rec["status"], "batched");

@@ -20,6 +20,16 @@ pub(crate) fn store_with_one_record(dir: &tempfile::TempDir) -> (Store, aggregat
     (store, id)
 }
 
+/// An anchorer on the fake node with the default regtest configuration.
+fn regtest_anchorer(store: &Store, fake: &Arc<FakeNode>) -> Anchorer<Arc<FakeNode>> {
+    Anchorer::new(
+        store.clone(),
+        fake.clone(),
+        AnchorConfig::new(AnchorNetwork::Regtest),
+        Arc::new(FixedClock::new(0)),
+    )
+}
+
 fn store(dir: &tempfile::TempDir) -> Store {
     store_with_one_record(dir).0
 }
@@ -83,12 +93,7 @@ fn a_dropped_anchor_is_broadcast_again_on_the_next_block() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = store(&dir);
     let fake = Arc::new(FakeNode::new());
-    let mut a = Anchorer::new(
-        store.clone(),
-        fake.clone(),
-        AnchorConfig::new(AnchorNetwork::Regtest),
-        Arc::new(FixedClock::new(0)),
-    );
+    let mut a = regtest_anchorer(&store, &fake);
     a.step().expect("anchors");
     let txid = store
         .anchor(BatchSeq(0))
@@ -272,12 +277,7 @@ fn a_conflicted_anchor_is_rebuilt_from_fresh_inputs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = store(&dir);
     let fake = Arc::new(FakeNode::new());
-    let mut a = Anchorer::new(
-        store.clone(),
-        fake.clone(),
-        AnchorConfig::new(AnchorNetwork::Regtest),
-        Arc::new(FixedClock::new(0)),
-    );
+    let mut a = regtest_anchorer(&store, &fake);
     a.step().expect("anchors");
     let first = store.anchor(BatchSeq(0)).expect("query").expect("anchored");
     let foreign = fake.spend_elsewhere(first.inputs[0]);

@@ -114,16 +114,21 @@ pub async fn send(
     (status, content_type, bytes.to_vec())
 }
 
-/// Anchors everything pending and mines until the anchor is `depth` deep.
-pub fn anchor_to_depth(h: &Harness, depth: u32) {
+/// An anchorer over the harness's store and fake node (k = 2).
+pub fn anchorer(h: &Harness) -> Anchorer<Arc<FakeNode>> {
     let mut config = AnchorConfig::new(aggregator::AnchorNetwork::Regtest);
     config.confirmations = 2;
-    let mut anchorer = Anchorer::new(
+    Anchorer::new(
         h.store.clone(),
         h.fake.clone(),
         config,
         Arc::new(FixedClock::new(1)),
-    );
+    )
+}
+
+/// Anchors everything pending and mines until the anchor is `depth` deep.
+pub fn anchor_to_depth(h: &Harness, depth: u32) {
+    let mut anchorer = anchorer(h);
     anchorer.step().expect("anchors");
     for _ in 0..depth {
         h.fake.mine(1);
