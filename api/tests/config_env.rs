@@ -4,9 +4,8 @@
 //! a value outside its range is refused before anything starts.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{ensure, Result};
 use btcts_tests::node::RegtestNode;
 
 mod common;
@@ -19,40 +18,23 @@ async fn serve_starts_with_unrelated_btcts_variables_and_warns_once() -> Result<
     let port = free_port()?;
     let config = write_config(dir.path(), &node, port)?;
     let log_path = dir.path().join("btcts.log");
-    let log = std::fs::File::create(&log_path)?;
-    let child = Command::new(env!("CARGO_BIN_EXE_btcts"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("BTCTS_WRITE_GOLDEN", "1")
-        .env("BTCTS_NODE_PASWORD", "value-of-the-typo")
-        // Not UTF-8: std::env::vars() panicked on it.
-        .env(
-            "SOMEONE_ELSES",
-            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"caf\xe9"),
-        )
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()?;
-    let daemon = Daemon {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        log: log_path.clone(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok((200, _)) = get(&daemon, "/readyz").await {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "btcts serve did not become ready:\n{}",
-                std::fs::read_to_string(&log_path)?
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let os = std::ffi::OsStr::new;
+    let daemon = start_with_env(
+        &config,
+        port,
+        &log_path,
+        &[
+            ("BTCTS_WRITE_GOLDEN", os("1")),
+            ("BTCTS_NODE_PASWORD", os("value-of-the-typo")),
+            // Not UTF-8: std::env::vars() panicked on it.
+            (
+                "SOMEONE_ELSES",
+                <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"caf\xe9"),
+            ),
+            ("RUST_LOG", os("info")),
+        ],
+    )
+    .await?;
     let (status, _) = get(&daemon, "/v1/chains/chain-0/status").await?;
     ensure!(status == 200, "status answered {status}");
     let log = std::fs::read_to_string(&log_path)?;

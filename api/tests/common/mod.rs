@@ -81,6 +81,16 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Starts `btcts serve` and waits until it is ready.
 pub async fn start(config: &Path, port: u16, log_path: &Path) -> Result<Daemon> {
+    start_with_env(config, port, log_path, &[]).await
+}
+
+/// [`start`] with extra environment variables.
+pub async fn start_with_env(
+    config: &Path,
+    port: u16,
+    log_path: &Path,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> Result<Daemon> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -88,6 +98,7 @@ pub async fn start(config: &Path, port: u16, log_path: &Path) -> Result<Daemon> 
     let child = Command::new(env!("CARGO_BIN_EXE_btcts"))
         .args(["serve", "--config"])
         .arg(config)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -106,7 +117,10 @@ pub async fn start(config: &Path, port: u16, log_path: &Path) -> Result<Daemon> 
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    bail!("btcts serve did not become ready")
+    bail!(
+        "btcts serve did not become ready:\n{}",
+        std::fs::read_to_string(log_path).unwrap_or_default()
+    )
 }
 
 /// GET `path`: status and JSON body.
