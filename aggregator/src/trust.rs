@@ -244,6 +244,12 @@ impl TrustAnchors {
         TrustAnchors { by_network }
     }
 
+    /// The compiled-in anchors, built once per process.
+    pub fn shared() -> &'static TrustAnchors {
+        static BUILTIN: std::sync::OnceLock<TrustAnchors> = std::sync::OnceLock::new();
+        BUILTIN.get_or_init(TrustAnchors::builtin)
+    }
+
     /// The anchors of `network`.
     pub fn get(&self, network: AnchorNetwork) -> &NetworkAnchors {
         // `builtin` and `override_with` keep one entry per network.

@@ -136,8 +136,7 @@ pub struct VerifiedAnchor {
 /// Verifies every step of `proof` against the trust anchors compiled into
 /// this release (see [`verify_with`]).
 pub fn verify(proof: &Proof, expect: &Expect) -> Result<Verified, VerifyError> {
-    static BUILTIN: std::sync::OnceLock<TrustAnchors> = std::sync::OnceLock::new();
-    verify_with(proof, expect, BUILTIN.get_or_init(TrustAnchors::builtin))
+    verify_with(proof, expect, TrustAnchors::shared())
 }
 
 /// Verifies every step of `proof`, with `anchors` for the difficulty floor

@@ -151,8 +151,8 @@ pub fn verify_packet(
     // The trust anchors compiled in: on a mainnet, every header at or above
     // the difficulty floor (the consumer's own trusted header does the
     // checkpoint's job).
-    let anchors = TrustAnchors::builtin();
-    verify_with(&proof, &expect, &anchors).map_err(|e| PacketError::Proof(e.to_string()))?;
+    let anchors = TrustAnchors::shared();
+    verify_with(&proof, &expect, anchors).map_err(|e| PacketError::Proof(e.to_string()))?;
     let anchor = proof
         .anchor
         .as_ref()
