@@ -221,8 +221,21 @@ async fn the_consumer_demo_verifies_its_chain_and_releases_an_unbonding() -> Res
     ensure!(verified["timestamp"]["chain_id"] == CHAIN, "{verified}");
     let (status, _) = get_json(&format!("{base}/v1/chains/{CHAIN}/blocks/1")).await?;
     ensure!(status == 200, "the feeder did not post block 1: {status}");
-    let (_, ibc) = get_json(&ibc_url).await?;
-    ensure!(num(&ibc["counts"]["acknowledged"]) >= 1, "{ibc}");
+    // The chain has executed the packet; btcts records its ack when it
+    // next reads the chain's events.
+    let ack_deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, ibc) = get_json(&ibc_url).await?;
+        if num(&ibc["counts"]["acknowledged"]) >= 1 {
+            break;
+        }
+        ensure!(
+            Instant::now() < ack_deadline,
+            "no acknowledgement recorded: {ibc}"
+        );
+        demo.drain();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     demo.expect_line(30, "the verification progress", |l| {
         l.starts_with("demo: x/btcts verified a timestamp of demo-1: height")
     })?;
