@@ -79,9 +79,25 @@ impl std::fmt::Debug for RegtestNode {
 const RPC_USER: &str = "btcts";
 const RPC_PASS: &str = "btcts-test";
 
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// Two distinct free loopback ports (both held until both are known, so
+/// they differ).
+fn free_ports() -> Result<(u16, u16)> {
+    let a = TcpListener::bind("127.0.0.1:0")?;
+    let b = TcpListener::bind("127.0.0.1:0")?;
+    Ok((a.local_addr()?.port(), b.local_addr()?.port()))
 }
+
+/// The node process exited before it answered RPC.
+#[derive(Debug)]
+struct EarlyExit(String);
+
+impl std::fmt::Display for EarlyExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for EarlyExit {}
 
 impl RegtestNode {
     /// Starts litecoind (the test suite's node) with a funded wallet.
@@ -90,23 +106,38 @@ impl RegtestNode {
     }
 
     /// Starts a node of `kind` with a wallet holding 50 spendable coins (101 blocks mined).
+    ///
+    /// The ports are picked free, but another process can take one before the
+    /// node binds it; a node that exits during start-up is started again on
+    /// fresh ports (three attempts), and the last failure names the node's own
+    /// reason from its `debug.log`.
     pub fn start_kind(kind: NodeKind) -> Result<RegtestNode> {
-        let dir = tempfile::Builder::new().prefix("btcts-node-").tempdir()?;
-        let (rpc_port, p2p_port) = (free_port()?, free_port()?);
-        let client = Client::new(
-            &format!("http://127.0.0.1:{rpc_port}"),
-            Auth::UserPass(RPC_USER.into(), RPC_PASS.into()),
-        )?;
-        let mut node = RegtestNode {
-            kind,
-            child: None,
-            dir,
-            rpc_port,
-            p2p_port,
-            client,
-            mining_spk: String::new(),
+        let mut attempt = 0;
+        let mut node = loop {
+            attempt += 1;
+            let dir = tempfile::Builder::new().prefix("btcts-node-").tempdir()?;
+            let (rpc_port, p2p_port) = free_ports()?;
+            let client = Client::new(
+                &format!("http://127.0.0.1:{rpc_port}"),
+                Auth::UserPass(RPC_USER.into(), RPC_PASS.into()),
+            )?;
+            let mut node = RegtestNode {
+                kind,
+                child: None,
+                dir,
+                rpc_port,
+                p2p_port,
+                client,
+                mining_spk: String::new(),
+            };
+            match node.spawn() {
+                Ok(()) => break node,
+                Err(e) if attempt < 3 && e.is::<EarlyExit>() => {
+                    tracing::warn!("{e:#}; starting it again on other ports");
+                }
+                Err(e) => return Err(e),
+            }
         };
-        node.spawn()?;
         node.call("createwallet", &[json!("btcts")])?;
         let address = node.call("getnewaddress", &[])?;
         let info = node.call("getaddressinfo", &[address])?;
@@ -116,6 +147,19 @@ impl RegtestNode {
             .to_owned();
         node.mine(101)?;
         Ok(node)
+    }
+
+    /// The last lines of the node's `debug.log` (why it stopped), or a note
+    /// that there is none.
+    fn log_tail(&self) -> String {
+        let path = self.dir.path().join("regtest").join("debug.log");
+        match std::fs::read_to_string(&path) {
+            Ok(log) => {
+                let lines: Vec<&str> = log.lines().collect();
+                lines[lines.len().saturating_sub(8)..].join("\n")
+            }
+            Err(e) => format!("(no {}: {e})", path.display()),
+        }
     }
 
     fn spawn(&mut self) -> Result<()> {
@@ -162,17 +206,25 @@ impl RegtestNode {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
+            // An exit is looked for first: the RPC call on a port that another
+            // process holds can hang until its own timeout.
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                return Err(EarlyExit(format!(
+                    "{} exited during start-up ({status}); its debug.log ends:\n{}",
+                    self.kind.binary(),
+                    self.log_tail()
+                ))
+                .into());
+            }
             match self.client.get_block_count() {
                 Ok(_) => return Ok(()),
                 Err(_) if Instant::now() < deadline => {
-                    if let Some(status) = self
-                        .child
-                        .as_mut()
-                        .and_then(|c| c.try_wait().ok().flatten())
-                    {
-                        bail!("{} exited during start-up: {status}", self.kind.binary());
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
+                    std::thread::sleep(Duration::from_millis(50))
                 }
                 Err(e) => return Err(e).context("the node did not answer RPC within 30 s"),
             }
@@ -337,5 +389,39 @@ impl RegtestNode {
     /// Which program runs.
     pub fn kind(&self) -> NodeKind {
         self.kind
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A node that cannot start (its RPC port taken) is an `EarlyExit` whose
+    /// message carries the node's own reason, so a caller can retry on other
+    /// ports and a failure report says why.
+    #[test]
+    fn a_node_that_cannot_bind_reports_why() -> Result<()> {
+        let taken = TcpListener::bind("127.0.0.1:0")?;
+        let rpc_port = taken.local_addr()?.port();
+        let mut node = RegtestNode {
+            kind: NodeKind::Litecoind,
+            child: None,
+            dir: tempfile::tempdir()?,
+            rpc_port,
+            p2p_port: free_ports()?.0,
+            // The client asks a port nobody listens on (refused at once);
+            // the node is told the taken one.
+            client: Client::new(
+                &format!("http://127.0.0.1:{}", free_ports()?.1),
+                Auth::UserPass(RPC_USER.into(), RPC_PASS.into()),
+            )?,
+            mining_spk: String::new(),
+        };
+        let err = node.spawn().expect_err("the RPC port is taken");
+        assert!(err.is::<EarlyExit>(), "{err:#}");
+        let text = format!("{err:#}");
+        assert!(text.contains("debug.log ends"), "{text}");
+        assert!(text.to_lowercase().contains("bind"), "{text}");
+        Ok(())
     }
 }
