@@ -44,6 +44,13 @@ pub const MAX_DEPTH: usize = 256;
 pub const MAX_URI_LEN: usize = 1000;
 /// Longest attestation payload.
 pub const MAX_PAYLOAD_LEN: usize = 8192;
+/// The most message bytes one [`Timestamp::replay`] may produce: every
+/// operation's result plus the copy of the message each attestation returns.
+/// A real timestamp produces a few KiB (32-byte messages, one transaction of
+/// at most [`MAX_MSG_LEN`] per path); a crafted one could otherwise turn an
+/// 11-byte attestation under a 4 KiB message into a 4 KiB copy (~370× its
+/// size). A replay that would exceed this is refused.
+pub const MAX_REPLAY_BYTES: usize = 1 << 20;
 /// The only characters a pending-attestation URI may contain.
 pub const URI_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._/:";
 /// Media type of `.ots` files and calendar responses.
@@ -342,10 +349,14 @@ impl Timestamp {
     }
 
     /// Every attestation with the message it attests, replaying the
-    /// operations from `msg`. Fails on the first operation that cannot run.
+    /// operations from `msg`, depth first (only the current path's messages
+    /// are alive besides the result). Fails on the first operation that
+    /// cannot run, and once the replay has produced more than
+    /// [`MAX_REPLAY_BYTES`] of messages.
     pub fn replay(&self, msg: &[u8]) -> Result<Vec<(Vec<u8>, Attestation)>, OtsError> {
         let mut out = Vec::new();
-        self.replay_into(msg, 0, &mut out)?;
+        let mut budget = MAX_REPLAY_BYTES;
+        self.replay_into(msg, 0, &mut budget, &mut out)?;
         Ok(out)
     }
 
@@ -353,16 +364,20 @@ impl Timestamp {
         &self,
         msg: &[u8],
         depth: usize,
+        budget: &mut usize,
         out: &mut Vec<(Vec<u8>, Attestation)>,
     ) -> Result<(), OtsError> {
         if depth > MAX_DEPTH {
             return Err(OtsError::Invalid("timestamp nested too deeply".into()));
         }
         for a in &self.attestations {
+            spend(budget, msg.len())?;
             out.push((msg.to_vec(), a.clone()));
         }
         for (op, child) in &self.ops {
-            child.replay_into(&op.apply(msg)?, depth + 1, out)?;
+            let next = op.apply(msg)?;
+            spend(budget, next.len())?;
+            child.replay_into(&next, depth + 1, budget, out)?;
         }
         Ok(())
     }
@@ -460,6 +475,16 @@ impl Timestamp {
             }
         }
     }
+}
+
+/// Takes `n` bytes from a replay's budget, or refuses the replay.
+fn spend(budget: &mut usize, n: usize) -> Result<(), OtsError> {
+    *budget = budget.checked_sub(n).ok_or_else(|| {
+        OtsError::Invalid(format!(
+            "replay would produce more than {MAX_REPLAY_BYTES} bytes of messages"
+        ))
+    })?;
+    Ok(())
 }
 
 fn read_attestation(tag: [u8; 8], payload: &[u8]) -> Result<Attestation, OtsError> {

@@ -373,3 +373,83 @@ proptest! {
         let _ = DetachedTimestamp::from_bytes(&file);
     }
 }
+
+/// The message bytes a replay hands back (one copy per attestation).
+fn held(atts: &[(Vec<u8>, Attestation)]) -> usize {
+    atts.iter().map(|(m, _)| m.len()).sum()
+}
+
+/// A small `.ots` file must not make its replay hold hundreds of times its
+/// size: each 11-byte attestation under a 4 KiB message used to cost a 4 KiB
+/// copy (~370× the input). Past [`MAX_REPLAY_BYTES`] the replay is refused.
+#[test]
+fn a_crafted_timestamp_cannot_amplify_replay_memory() {
+    let unknown = Attestation::Unknown {
+        tag: [0x42; 8],
+        payload: Vec::new(),
+    };
+    // Many attestations on one 4 KiB message.
+    let wide = Timestamp {
+        attestations: Vec::new(),
+        ops: vec![(
+            Op::Append(vec![7; MAX_MSG_LEN - 32]),
+            Timestamp {
+                attestations: vec![unknown.clone(); 2000],
+                ops: Vec::new(),
+            },
+        )],
+    };
+    // Many sibling operations, each producing a fresh 4 KiB message.
+    let leaf = Timestamp::chain(Vec::new(), unknown);
+    let siblings = Timestamp {
+        attestations: Vec::new(),
+        ops: vec![(
+            Op::Append(vec![7; MAX_MSG_LEN - 32]),
+            Timestamp {
+                attestations: Vec::new(),
+                ops: vec![(Op::Reverse, leaf); 2000],
+            },
+        )],
+    };
+    for (name, t) in [("wide", wide), ("siblings", siblings)] {
+        let file = DetachedTimestamp {
+            digest: [1; 32],
+            timestamp: t,
+        };
+        let bytes = file.to_bytes().expect("serializes");
+        assert!(bytes.len() < 30_000, "{name}: {} bytes", bytes.len());
+        let parsed = DetachedTimestamp::from_bytes(&bytes).expect("a well-formed file");
+        match parsed.timestamp.replay(&parsed.digest) {
+            Ok(atts) => panic!(
+                "{name}: a {}-byte file replayed into {} bytes of messages",
+                bytes.len(),
+                held(&atts)
+            ),
+            Err(e) => assert!(
+                matches!(&e, OtsError::Invalid(m) if m.contains("replay")),
+                "{name}: {e}"
+            ),
+        }
+    }
+}
+
+/// Replays that stay under the budget are unchanged, and a golden proof's
+/// replay is far below it.
+#[test]
+fn replays_under_the_budget_still_return_every_attestation() {
+    let t = Timestamp {
+        attestations: vec![Attestation::Bitcoin { height: 1 }; 100],
+        ops: vec![(
+            Op::Sha256,
+            Timestamp::chain(Vec::new(), Attestation::Litecoin { height: 2 }),
+        )],
+    };
+    let atts = t.replay(&[9; 32]).expect("replays");
+    assert_eq!(atts.len(), 101);
+    assert_eq!(held(&atts), 101 * 32);
+    for name in GOLDEN {
+        let file = detached_of(&golden(name), None).expect("converts");
+        let atts = file.timestamp.replay(&file.digest).expect("replays");
+        assert!(held(&atts) < 1024, "{name}");
+    }
+}
