@@ -29,12 +29,49 @@ use crate::server::AppState;
 /// Longest digest the calendar accepts, as OpenTimestamps calendars do.
 pub const MAX_DIGEST_LEN: usize = 64;
 
+/// `Retry-After` of a `calendar_busy` answer: about when the pending
+/// records have gone into an anchor on a fast chain; clients back off more
+/// on their own.
+pub const BUSY_RETRY_AFTER_SECS: u64 = 30;
+
+/// The answer to a client over its digest quota: 429 `calendar_quota`.
+pub(crate) fn over_quota(e: tower_governor::GovernorError) -> Response {
+    let wait = match e {
+        tower_governor::GovernorError::TooManyRequests { wait_time, .. } => wait_time.max(1),
+        _ => 1,
+    };
+    metrics::counter!("btcts_calendar_refused_total", "reason" => "quota").increment(1);
+    ApiError {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        code: "calendar_quota",
+        message: format!("over this client's digest quota; retry in {wait} s"),
+        retry_after: Some(wait),
+    }
+    .into_response()
+}
+
 pub(crate) async fn digest(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     state.credentials.check_calendar(&headers)?;
+    // The calendar is open to anyone; consumer chains are not. Beyond the
+    // pending cap digests wait outside (the records already pending are
+    // all in the next anchor), so no amount of calendar traffic delays a
+    // consumer chain's record by more than that anchor.
+    if state.store.pending_count()? >= state.ots.max_pending {
+        metrics::counter!("btcts_calendar_refused_total", "reason" => "busy").increment(1);
+        return Err(ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "calendar_busy",
+            message: format!(
+                "over {} records wait for the next anchor; retry after it",
+                state.ots.max_pending
+            ),
+            retry_after: Some(BUSY_RETRY_AFTER_SECS),
+        });
+    }
     if body.is_empty() || body.len() > MAX_DIGEST_LEN {
         return Err(ApiError::bad_request(
             "invalid_digest",

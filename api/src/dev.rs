@@ -66,10 +66,7 @@ pub fn run(args: &DevArgs, out: &mut impl Write) -> anyhow::Result<()> {
             limits
         },
         credentials,
-        ots: crate::config::OtsSettings {
-            calendar: true,
-            public_url: None,
-        },
+        ots: crate::config::OtsSettings::default(),
         ibc: None,
     };
     banner(out, args, kind, &token)?;

@@ -59,6 +59,12 @@ pub struct OtsState {
     pub calendar: bool,
     /// The calendar URL pending attestations point at.
     pub public_url: String,
+    /// Digests per second per client (`POST /digest`).
+    pub digests_per_second: u32,
+    /// Burst of digests per client.
+    pub digest_burst: u32,
+    /// Records pending beyond which `POST /digest` answers 503.
+    pub max_pending: u64,
 }
 
 impl std::fmt::Debug for AppState {
@@ -106,7 +112,27 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/records/{id}/proof", get(routes::get_proof))
         .route("/v1/batches/{seq}", get(routes::batch));
     let v1 = if state.ots.calendar {
-        v1.route("/digest", post(calendar::digest))
+        // Digests become durable records: each client has a quota of its
+        // own, on top of the request rate below.
+        let ots = &state.ots;
+        let quota_keys = ClientKeys::new(&state.credentials, limits.trusted_proxies.clone());
+        let quota = GovernorConfigBuilder::default()
+            .period(Duration::from_nanos(
+                1_000_000_000 / u64::from(ots.digests_per_second.max(1)),
+            ))
+            .burst_size(ots.digest_burst.max(1))
+            .key_extractor(quota_keys.clone())
+            .finish()
+            .map(|config| {
+                attach(&quota_keys, config.limiter());
+                GovernorLayer::new(config).error_handler(calendar::over_quota)
+            });
+        let digest = post(calendar::digest);
+        let digest = match quota {
+            Some(layer) => digest.route_layer(layer),
+            None => digest,
+        };
+        v1.route("/digest", digest)
             .route("/timestamp/{commitment}", get(calendar::timestamp))
     } else {
         v1
@@ -119,14 +145,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .key_extractor(keys.clone())
         .finish()
         .map(|config| {
-            let (len, prune) = (config.limiter().clone(), config.limiter().clone());
-            keys.attach(LimiterHandle {
-                len: Box::new(move || len.len()),
-                prune: Box::new(move || {
-                    prune.retain_recent();
-                    prune.shrink_to_fit();
-                }),
-            });
+            attach(&keys, config.limiter());
             GovernorLayer::new(config).error_handler(rate_limited)
         });
     let v1 = match governor {
@@ -161,6 +180,25 @@ pub fn app(state: Arc<AppState>) -> Router {
         ))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .with_state(state)
+}
+
+/// Hands `keys` the size and pruning of `limiter`, so that the keyed map
+/// stays bounded ([`ClientKeys`]).
+fn attach(
+    keys: &ClientKeys,
+    limiter: &tower_governor::governor::SharedRateLimiter<
+        crate::ratelimit::ClientKey,
+        governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>,
+    >,
+) {
+    let (len, prune) = (limiter.clone(), limiter.clone());
+    keys.attach(LimiterHandle {
+        len: Box::new(move || len.len()),
+        prune: Box::new(move || {
+            prune.retain_recent();
+            prune.shrink_to_fit();
+        }),
+    });
 }
 
 fn rate_limited(e: GovernorError) -> Response {
@@ -399,6 +437,9 @@ pub async fn serve(
     let refresher = tokio::spawn(follow_tip(tips.clone(), node.clone(), poll, stop_rx));
     let ots = OtsState {
         calendar: settings.ots.calendar,
+        digests_per_second: settings.ots.digests_per_second,
+        digest_burst: settings.ots.digest_burst,
+        max_pending: settings.ots.max_pending,
         public_url: match &settings.ots.public_url {
             Some(url) => url.clone(),
             None => {

@@ -36,8 +36,10 @@ pub struct AnchorConfig {
     pub tag: Tag,
     /// Confirmations after which an anchor counts as confirmed (k).
     pub confirmations: u32,
-    /// A batch is sealed early once this many records are pending.
-    pub max_records_per_batch: u64,
+    /// With `max_unconfirmed` > 1: a further anchor is started before the
+    /// previous one is mined once this many records are pending. Every anchor
+    /// commits all records pending when it is built, however many.
+    pub early_anchor_at: u64,
     /// At most this many anchors wait for their first confirmation at once.
     pub max_unconfirmed: usize,
     /// How many of the most recent anchors are re-checked on every new block.
@@ -49,13 +51,14 @@ pub struct AnchorConfig {
 }
 
 impl AnchorConfig {
-    /// Defaults for `network`: k = 6, one unconfirmed anchor, 100k records per batch.
+    /// Defaults for `network`: k = 6, one unconfirmed anchor (about one
+    /// anchor per block).
     pub fn new(network: AnchorNetwork) -> Self {
         AnchorConfig {
             network,
             tag: Tag::DEFAULT,
             confirmations: 6,
-            max_records_per_batch: 100_000,
+            early_anchor_at: 100_000,
             max_unconfirmed: 1,
             watch: 32,
             fees: FeePolicy::default(),
@@ -192,8 +195,9 @@ impl<N: BitcoinNode> Anchorer<N> {
     }
 
     /// One pass: seal what is due (store only, so it works while the node is
-    /// down), reconcile recent anchors with the node, then anchor the next
-    /// sealed batch if the policy allows.
+    /// down), reconcile recent anchors with the node, then seal again (the
+    /// block just seen may have freed the slot) and anchor the next sealed
+    /// batch if the policy allows.
     pub fn step(&mut self) -> Result<(), AnchorError> {
         self.seal_if_due()?;
         let tip = self.node.best_block_hash()?;
@@ -201,6 +205,7 @@ impl<N: BitcoinNode> Anchorer<N> {
         for record in self.store.recent_anchors(self.config.watch)? {
             self.reconcile(record, new_block)?;
         }
+        self.seal_if_due()?;
         self.anchor_next()?;
         self.last_tip = Some(tip);
         self.publish_gauges()?;
@@ -245,17 +250,25 @@ impl<N: BitcoinNode> Anchorer<N> {
         }
     }
 
+    /// Seals every pending record into one batch when the next anchor can be
+    /// built: no sealed batch waits for an anchor, and either no anchor
+    /// waits for its first confirmation or (`max_unconfirmed` > 1) another
+    /// may and `early_anchor_at` records are pending. Nothing is sealed while
+    /// the slot is taken, so records never queue up in batches behind one
+    /// another: the next anchor commits all of them, whatever the rate.
     fn seal_if_due(&self) -> Result<(), StoreError> {
-        let max = self.config.max_records_per_batch;
-        loop {
-            let pending = self.store.pending_count()?;
-            let idle =
-                self.store.next_unanchored_batch()?.is_none() && self.unconfirmed_count()? == 0;
-            if pending == 0 || (pending < max && !idle) {
-                return Ok(());
-            }
-            self.store.seal_batch(max)?;
+        let pending = self.store.pending_count()?;
+        if pending == 0 || self.store.next_unanchored_batch()?.is_some() {
+            return Ok(());
         }
+        let unconfirmed = self.unconfirmed_count()?;
+        let due = unconfirmed == 0
+            || (unconfirmed < self.config.max_unconfirmed
+                && pending >= self.config.early_anchor_at);
+        if due {
+            self.store.seal_batch(u64::MAX)?;
+        }
+        Ok(())
     }
 
     fn unconfirmed_count(&self) -> Result<usize, StoreError> {

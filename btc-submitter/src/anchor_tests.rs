@@ -5,6 +5,7 @@ use crate::fake::{Event, FakeNode, Hooked};
 use aggregator::clock::FixedClock;
 use aggregator::types::RawDigest;
 use aggregator::{BatchSeq, Record};
+use bitcoin::hashes::Hash;
 use bitcoin::Txid;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -369,4 +370,55 @@ fn a_built_anchor_the_node_refuses_is_rebuilt_from_fresh_inputs() {
         1
     );
     assert_anchoring_goes_on(&mut a, &fake, &store, tx.compute_txid());
+}
+
+/// Issue 15, finding 2: records that arrive faster than one batch's worth
+/// per block used to be sealed into a queue of batches while an anchor
+/// waited, one anchor per block, so a record waited behind everything
+/// sealed before it (days, at calendar rates). Now nothing is sealed while
+/// the anchor slot is taken, and the next anchor commits every record
+/// pending when it is built.
+#[test]
+fn the_next_anchor_covers_everything_pending() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(&dir);
+    let fake = Arc::new(FakeNode::new());
+    let mut config = AnchorConfig::new(AnchorNetwork::Regtest);
+    config.early_anchor_at = 100;
+    let mut a = Anchorer::new(
+        store.clone(),
+        fake.clone(),
+        config,
+        Arc::new(FixedClock::new(0)),
+    );
+    a.step().expect("anchors batch 0");
+    let submit = |from: u32, n: u32| {
+        let records: Vec<_> = (from..from + n)
+            .map(|i| {
+                let r = Record::Digest {
+                    digest: RawDigest(
+                        bitcoin::hashes::sha256::Hash::hash(&i.to_le_bytes()).to_byte_array(),
+                    ),
+                };
+                (aggregator::leaf::leaf_hash(&r), r)
+            })
+            .collect();
+        store.submit(&records).expect("stored");
+    };
+    // While batch 0's anchor waits for a block: 250 records, then more.
+    submit(0, 250);
+    a.step().expect("step without a block");
+    submit(250, 120);
+    a.step().expect("step without a block");
+    assert!(
+        store.batch(BatchSeq(1)).expect("query").is_none(),
+        "sealed while the anchor slot was taken"
+    );
+    fake.mine(1);
+    a.step().expect("batch 0 mined; the next anchor is built");
+    let batch = store.batch(BatchSeq(1)).expect("query").expect("sealed");
+    assert_eq!(batch.size, 370, "the anchor commits everything pending");
+    assert!(store.anchor(BatchSeq(1)).expect("query").is_some());
+    assert_eq!(store.pending_count().expect("count"), 0);
+    assert_eq!(fake.mempool().len(), 1, "one anchor per block");
 }

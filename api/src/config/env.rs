@@ -35,6 +35,9 @@ pub(super) fn keys() -> Result<toml::Table, ConfigError> {
     let OtsSection {
         calendar,
         public_url: _,
+        digests_per_second,
+        digest_burst,
+        max_pending,
     } = d.opentimestamps;
     let IbcSection {
         key_file: _,
@@ -63,6 +66,9 @@ pub(super) fn keys() -> Result<toml::Table, ConfigError> {
         opentimestamps: OtsSection {
             calendar,
             public_url: Some(text()),
+            digests_per_second,
+            digest_burst,
+            max_pending,
         },
         ibc: IbcSection {
             key_file: Some(PathBuf::new()),

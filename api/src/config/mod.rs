@@ -58,6 +58,15 @@ pub struct OtsSection {
     /// The base URL clients reach this server at, written into pending
     /// attestations. Default: `http://` and the address the server listens on.
     pub public_url: Option<String>,
+    /// Digests each client (a calendar credential, else an address) may
+    /// submit per second, sustained.
+    pub digests_per_second: u32,
+    /// Digests a client may submit at once above that rate.
+    pub digest_burst: u32,
+    /// Beyond this many records waiting for an anchor (of any kind), the
+    /// calendar answers 503 `calendar_busy`; consumer chains are never
+    /// refused by it.
+    pub max_pending: u64,
 }
 
 impl Default for OtsSection {
@@ -65,6 +74,9 @@ impl Default for OtsSection {
         OtsSection {
             calendar: true,
             public_url: None,
+            digests_per_second: 50,
+            digest_burst: 200,
+            max_pending: 1_000_000,
         }
     }
 }
@@ -77,6 +89,26 @@ pub struct OtsSettings {
     /// The configured public URL, if any: a bare origin without a final `/`,
     /// a URL with a path (behind a proxy) with one.
     pub public_url: Option<String>,
+    /// Digests per second per client.
+    pub digests_per_second: u32,
+    /// Burst of digests per client.
+    pub digest_burst: u32,
+    /// Records pending beyond which the calendar answers 503.
+    pub max_pending: u64,
+}
+
+impl Default for OtsSettings {
+    /// The calendar served with the default limits; no public URL.
+    fn default() -> Self {
+        let d = OtsSection::default();
+        OtsSettings {
+            calendar: d.calendar,
+            public_url: None,
+            digests_per_second: d.digests_per_second,
+            digest_burst: d.digest_burst,
+            max_pending: d.max_pending,
+        }
+    }
 }
 
 /// `[node]`.
@@ -101,8 +133,13 @@ pub struct NodeSection {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BatchingSection {
-    /// Seal early once this many records are pending.
-    pub max_records_per_batch: u64,
+    /// With `max_unconfirmed` > 1: start a further anchor before the
+    /// previous one is mined once this many records are pending. (Every
+    /// anchor commits all pending records; this key was once
+    /// `max_records_per_batch` and capped a batch, which let records queue
+    /// behind one another — the old name is still read.)
+    #[serde(alias = "max_records_per_batch")]
+    pub early_anchor_at: u64,
     /// Anchors allowed to wait for their first confirmation at once.
     pub max_unconfirmed: usize,
 }
@@ -188,7 +225,7 @@ impl Default for NodeSection {
 impl Default for BatchingSection {
     fn default() -> Self {
         BatchingSection {
-            max_records_per_batch: 100_000,
+            early_anchor_at: 100_000,
             max_unconfirmed: 1,
         }
     }
@@ -247,10 +284,10 @@ pub const MAX_CONFIRMATIONS: u64 = 1000;
 
 /// The allowed range of each numeric key (both ends included); start-up
 /// refuses a value outside it. `docs/operations.md` lists them.
-pub const RANGES: [(&str, u64, u64); 14] = [
+pub const RANGES: [(&str, u64, u64); 17] = [
     ("confirmations", 1, MAX_CONFIRMATIONS),
     ("node.poll_ms", 1, u64::MAX),
-    ("batching.max_records_per_batch", 1, u64::MAX),
+    ("batching.early_anchor_at", 1, u64::MAX),
     ("batching.max_unconfirmed", 1, u64::MAX),
     ("limits.max_body_bytes", 1, u64::MAX),
     ("limits.max_records_per_request", 1, u64::MAX),
@@ -262,6 +299,9 @@ pub const RANGES: [(&str, u64, u64); 14] = [
     ("limits.max_concurrent_requests", 1, u64::MAX),
     ("limits.max_connections", 1, 1_000_000),
     ("limits.header_read_timeout_ms", 100, 600_000),
+    ("opentimestamps.digests_per_second", 1, 1_000_000_000),
+    ("opentimestamps.digest_burst", 1, u32::MAX as u64),
+    ("opentimestamps.max_pending", 1, u64::MAX),
     ("ibc.packet_timeout_secs", 10, u64::MAX),
     ("ibc.poll_ms", 1, u64::MAX),
 ];
@@ -401,22 +441,31 @@ impl Config {
         let l = &self.limits;
         l.validate()?;
         for (key, v) in [
-            (
-                "batching.max_records_per_batch",
-                self.batching.max_records_per_batch,
-            ),
+            ("batching.early_anchor_at", self.batching.early_anchor_at),
             (
                 "batching.max_unconfirmed",
                 self.batching.max_unconfirmed as u64,
             ),
             ("node.poll_ms", self.node.poll_ms),
+            (
+                "opentimestamps.digests_per_second",
+                u64::from(self.opentimestamps.digests_per_second),
+            ),
+            (
+                "opentimestamps.digest_burst",
+                u64::from(self.opentimestamps.digest_burst),
+            ),
+            (
+                "opentimestamps.max_pending",
+                self.opentimestamps.max_pending,
+            ),
         ] {
             in_range(key, key, v)?;
         }
         let mut anchor = AnchorConfig::new(network);
         anchor.tag = tag;
         anchor.confirmations = self.confirmations;
-        anchor.max_records_per_batch = self.batching.max_records_per_batch;
+        anchor.early_anchor_at = self.batching.early_anchor_at;
         anchor.max_unconfirmed = self.batching.max_unconfirmed;
         anchor.fees = fees;
         anchor.poll = Duration::from_millis(self.node.poll_ms);
@@ -429,6 +478,9 @@ impl Config {
                 .filter(|u| !u.is_empty())
                 .map(check_public_url)
                 .transpose()?,
+            digests_per_second: self.opentimestamps.digests_per_second,
+            digest_burst: self.opentimestamps.digest_burst,
+            max_pending: self.opentimestamps.max_pending,
         };
         let ibc = self.ibc.validate(&self.data_dir, self.confirmations)?;
         Ok(Settings {

@@ -39,19 +39,14 @@ fn environment_overrides_the_file() {
     assert_eq!(s.listen.port(), 9999);
     assert_eq!(s.limits.max_body_bytes, 2048);
     assert_eq!(s.anchor.confirmations, 3);
-    assert_eq!(
-        s.ots,
-        OtsSettings {
-            calendar: true,
-            public_url: None
-        }
-    );
+    assert_eq!(s.ots, OtsSettings::default());
     let s = Config::load(
         None,
         env(&[
             ("BTCTS_NODE_USER", "u"),
             ("BTCTS_NODE_PASSWORD", "p"),
             ("BTCTS_OPENTIMESTAMPS_CALENDAR", "false"),
+            ("BTCTS_OPENTIMESTAMPS_MAX_PENDING", "5000"),
             (
                 "BTCTS_OPENTIMESTAMPS_PUBLIC_URL",
                 "https://ots.example.org/btcts",
@@ -65,7 +60,9 @@ fn environment_overrides_the_file() {
         s.ots,
         OtsSettings {
             calendar: false,
-            public_url: Some("https://ots.example.org/btcts/".into())
+            public_url: Some("https://ots.example.org/btcts/".into()),
+            max_pending: 5000,
+            ..OtsSettings::default()
         }
     );
 }

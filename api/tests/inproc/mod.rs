@@ -34,6 +34,19 @@ pub fn harness_with(
     tweak: impl FnOnce(&mut btcts_api::config::LimitsSection),
     tweak_credentials: impl FnOnce(&mut Credentials),
 ) -> Harness {
+    harness_full(tweak, tweak_credentials, |_| {})
+}
+
+/// The harness with the calendar's settings changed too.
+pub fn harness_ots(tweak_ots: impl FnOnce(&mut OtsState)) -> Harness {
+    harness_full(|_| {}, |_| {}, tweak_ots)
+}
+
+pub fn harness_full(
+    tweak: impl FnOnce(&mut btcts_api::config::LimitsSection),
+    tweak_credentials: impl FnOnce(&mut Credentials),
+    tweak_ots: impl FnOnce(&mut OtsState),
+) -> Harness {
     let dir = tempfile::tempdir().expect("tempdir");
     let store =
         Store::open(dir.path().join("s.redb"), Arc::new(FixedClock::new(1))).expect("store");
@@ -54,6 +67,14 @@ pub fn harness_with(
     );
     credentials.admin = Some(TokenHash::of("admin"));
     tweak_credentials(&mut credentials);
+    let mut ots = OtsState {
+        calendar: true,
+        public_url: CALENDAR.into(),
+        digests_per_second: 1000,
+        digest_burst: 1000,
+        max_pending: 1_000_000,
+    };
+    tweak_ots(&mut ots);
     let state = Arc::new(AppState {
         store: store.clone(),
         ingestor,
@@ -64,10 +85,7 @@ pub fn harness_with(
         network: aggregator::AnchorNetwork::Regtest,
         metrics: None,
         tips: None,
-        ots: OtsState {
-            calendar: true,
-            public_url: CALENDAR.into(),
-        },
+        ots,
         ibc: Default::default(),
     });
     Harness {
