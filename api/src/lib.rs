@@ -12,6 +12,7 @@ pub mod listener;
 mod proof_cmd;
 pub mod ratelimit;
 mod routes;
+pub use routes::parse_submission;
 pub mod server;
 mod verify_cmd;
 

@@ -69,27 +69,16 @@ fn parse_id(raw: &str) -> Result<LeafHash, ApiError> {
     })
 }
 
-pub(crate) async fn submit(
-    State(state): State<Arc<AppState>>,
-    Path(chain): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<impl IntoResponse, ApiError> {
-    let chain = parse_chain(&chain)?;
-    if !state.credentials.chains.contains_key(&chain) {
-        return Err(ApiError::not_found(
-            "unknown_chain",
-            format!("chain {chain} is not configured on this server"),
-        ));
-    }
-    state.credentials.check_submit(&headers, &chain)?;
-    let body: SubmitBody = serde_json::from_slice(&body).map_err(|e| {
+/// The records of a `POST /v1/chains/{chain_id}/blocks` body for `chain`:
+/// JSON `{"blocks": [...]}`, 1 to `max` entries, hex hashes. Public so the
+/// fuzz target (`fuzz/fuzz_targets/submission_body.rs`) reaches it.
+pub fn parse_submission(chain: &ChainId, body: &[u8], max: usize) -> Result<Vec<Record>, ApiError> {
+    let body: SubmitBody = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(
             "malformed_body",
             format!("expected {{\"blocks\": [...]}}: {e}"),
         )
     })?;
-    let max = state.limits.max_records_per_request;
     if body.blocks.is_empty() {
         return Err(ApiError::unprocessable("no_records", "`blocks` is empty"));
     }
@@ -102,8 +91,7 @@ pub(crate) async fn submit(
             ))
         });
     }
-    let records = body
-        .blocks
+    body.blocks
         .into_iter()
         .enumerate()
         .map(|(i, b)| {
@@ -123,7 +111,24 @@ pub(crate) async fn submit(
                     .map_err(|e| bad("staker_set_digest", e))?,
             }))
         })
-        .collect::<Result<Vec<_>, ApiError>>()?;
+        .collect()
+}
+
+pub(crate) async fn submit(
+    State(state): State<Arc<AppState>>,
+    Path(chain): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let chain = parse_chain(&chain)?;
+    if !state.credentials.chains.contains_key(&chain) {
+        return Err(ApiError::not_found(
+            "unknown_chain",
+            format!("chain {chain} is not configured on this server"),
+        ));
+    }
+    state.credentials.check_submit(&headers, &chain)?;
+    let records = parse_submission(&chain, &body, state.limits.max_records_per_request)?;
     let count = records.len() as u64;
     let acks = state.ingestor.submit(records).await?;
     metrics::counter!("btcts_api_records_accepted_total").increment(count);
@@ -346,10 +351,10 @@ pub(crate) async fn chain_status(
 ) -> Result<Json<Value>, ApiError> {
     let chain = parse_chain(&chain)?;
     let latest_submitted = state.store.latest_height(&chain)?;
-    let anchored = state.store.latest_timestamped(&chain, 1, SCAN_HEIGHTS)?;
+    let anchored = state.store.latest_timestamped(&chain, 1)?;
     let confirmed = state
         .store
-        .latest_timestamped(&chain, state.confirmations, SCAN_HEIGHTS)?;
+        .latest_timestamped(&chain, state.confirmations)?;
     let describe = |found: Option<(StoredRecord, aggregator::anchor::MinedIn)>| {
         found.map(|(r, m)| {
             let (height, hash) = match &r.record {
@@ -371,9 +376,6 @@ pub(crate) async fn chain_status(
         "latest_confirmed": describe(confirmed),
     })))
 }
-
-/// How many heights below a chain's latest the status scan looks at.
-const SCAN_HEIGHTS: usize = 100_000;
 
 pub(crate) async fn blocks_at(
     State(state): State<Arc<AppState>>,
