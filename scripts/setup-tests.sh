@@ -36,6 +36,17 @@ for component in rustfmt clippy; do
   fi
 done
 
+# The fuzz smoke (scripts/fuzz.sh): cargo-fuzz on the nightly toolchain
+# (libFuzzer and the address sanitizer need nightly's -Z flags).
+if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  echo "setup: installing the nightly Rust toolchain (for cargo-fuzz)"
+  rustup toolchain install nightly --profile minimal
+fi
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  echo "setup: installing cargo-fuzz"
+  cargo install cargo-fuzz --version 0.13.2 --locked
+fi
+
 # Go, for the consumer chain (ibc-relay/go: x/btcts and btcts-consumerd on
 # the Cosmos SDK and ibc-go). Debian's golang is too old for go.mod's line,
 # so an adequate Go must already be on PATH (the project's machines have

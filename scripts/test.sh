@@ -11,6 +11,7 @@ scripts/setup-tests.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== gofmt -l, go vet (ibc-relay/go)"
@@ -38,6 +39,23 @@ fi
 
 echo "== cargo test"
 cargo test --workspace --locked 2>&1 | tee "$log"
+
+# A bounded fuzz smoke (docs/fuzzing.md; the long runs are by hand):
+# BTCTS_FUZZ_SECONDS per target (default 20, 0 skips it). By default the
+# three targets on the core crates only: the two on the daemon crate
+# (config_parse, submission_body) need a cold sanitizer build of axum,
+# tokio, reqwest... (~13 min on 2 cores); BTCTS_FUZZ_TARGETS=all runs them too.
+fuzz_seconds=${BTCTS_FUZZ_SECONDS:-20}
+fuzz_targets=${BTCTS_FUZZ_TARGETS:-ots_parse_replay proof_json_verify packet_verify}
+if [ "$fuzz_seconds" -gt 0 ]; then
+  echo "== fuzz smoke (${fuzz_seconds}s per target: ${fuzz_targets})"
+  if [ "$fuzz_targets" = all ]; then
+    scripts/fuzz.sh "$fuzz_seconds"
+  else
+    # shellcheck disable=SC2086
+    scripts/fuzz.sh "$fuzz_seconds" $fuzz_targets
+  fi
+fi
 # One closing line for the whole run: cargo's test counts plus Go's
 # top-level tests (cargo ends on its last doc-test binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
