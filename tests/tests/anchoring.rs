@@ -109,7 +109,7 @@ fn litecoind_wrong_chain_is_refused_at_start_up() -> anyhow::Result<()> {
 fn litecoind_cost_of_a_steady_stream() -> anyhow::Result<()> {
     let (anchors, vsize) = scenarios::steady_stream(&RegtestNode::start()?)?;
     eprintln!(
-        "steady stream over 10 blocks: {anchors} anchor transactions, largest vsize {vsize} vB"
+        "steady stream over 10 blocks: {anchors} anchor transactions mined, largest vsize {vsize} vB"
     );
     assert!(anchors <= 10, "{anchors} anchors in 10 blocks");
     assert!(
