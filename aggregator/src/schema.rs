@@ -6,8 +6,9 @@
 
 use redb::TableDefinition;
 
-/// The layout version written on create and required on open.
-pub const SCHEMA_VERSION: u64 = 1;
+/// The layout version written on create and required on open. Version 1
+/// stores (before [`CHAIN_BATCHES`]) are upgraded on open.
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Counters and the schema version (`META_*` keys).
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -34,6 +35,13 @@ pub const CHAIN_HEIGHTS: TableDefinition<(&str, u64), u64> = TableDefinition::ne
 /// `(chain id, height, later record sequence)` → the first record at that height,
 /// for every record whose block hash differs from one already stored there.
 pub const CONFLICTS: TableDefinition<(&str, u64, u64), u64> = TableDefinition::new("conflicts");
+/// `(chain id, batch sequence)` → `(height, record sequence, running max)`:
+/// the highest height of that chain whose first record (the one in
+/// [`CHAIN_HEIGHTS`]) is in the batch, that record, and the highest such
+/// height over this and every earlier batch of the chain. Written with the
+/// batch; the fast-unbonding status reads it instead of the chain's heights.
+pub const CHAIN_BATCHES: TableDefinition<(&str, u64), (u64, u64, u64)> =
+    TableDefinition::new("chain_batches");
 /// Batch sequence → `first record (u64 BE) ‖ size (u64 BE) ‖ root (32) ‖ sealed unix ms (u64 BE)`.
 pub const BATCHES: TableDefinition<u64, &[u8]> = TableDefinition::new("batches");
 /// First record sequence of a batch → batch sequence.

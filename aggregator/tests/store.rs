@@ -224,7 +224,7 @@ fn a_store_of_another_schema_version_is_refused() {
             err,
             StoreError::SchemaVersion {
                 found: 99,
-                expected: 1
+                expected: aggregator::schema::SCHEMA_VERSION
             }
         ),
         "{err}"

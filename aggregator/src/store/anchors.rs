@@ -2,13 +2,11 @@
 
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
 
-use std::collections::HashMap;
-
-use super::codec::{batch_of, decode_batch};
-use super::{BatchInfo, Store, StoreError, StoredRecord};
-use crate::anchor::{AnchorRecord, MinedIn};
+use super::codec::decode_batch;
+use super::{BatchInfo, Store, StoreError};
+use crate::anchor::AnchorRecord;
 use crate::schema::*;
-use crate::types::{BatchSeq, ChainId};
+use crate::types::BatchSeq;
 
 impl Store {
     /// Writes `anchor` (one state transition = one durable transaction).
@@ -76,45 +74,4 @@ pub(super) fn read_anchor(
 pub(super) fn decode_anchor(batch: BatchSeq, v: &[u8]) -> Result<AnchorRecord, StoreError> {
     serde_json::from_slice(v)
         .map_err(|e| StoreError::Corrupt(format!("anchor of batch {batch}: {e}")))
-}
-
-impl Store {
-    /// The highest height of `chain` whose (first) record is in a batch
-    /// anchored at least `min_confirmations` deep, looking at no more than
-    /// `scan` heights from the top. This is the fast-unbonding answer; it
-    /// follows the anchors as the anchoring loop last saw them.
-    pub fn latest_timestamped(
-        &self,
-        chain: &ChainId,
-        min_confirmations: u32,
-        scan: usize,
-    ) -> Result<Option<(StoredRecord, MinedIn)>, StoreError> {
-        self.with(|db| {
-            let txn = db.begin_read()?;
-            let c = chain.as_str();
-            let heights = txn.open_table(CHAIN_HEIGHTS)?;
-            let mut mined_by_batch: HashMap<u64, Option<MinedIn>> = HashMap::new();
-            for entry in heights.range((c, 0)..=(c, u64::MAX))?.rev().take(scan) {
-                let seq = entry?.1.value();
-                let Some(batch) = batch_of(&txn, seq)? else {
-                    continue;
-                };
-                if seq >= batch.first_record + batch.size {
-                    continue;
-                }
-                let mined = match mined_by_batch.get(&batch.seq.0) {
-                    Some(m) => m.clone(),
-                    None => {
-                        let m = read_anchor(&txn, batch.seq)?.and_then(|a| a.mined);
-                        mined_by_batch.insert(batch.seq.0, m.clone());
-                        m
-                    }
-                };
-                if let Some(m) = mined.filter(|m| m.confirmations >= min_confirmations) {
-                    return Ok(Some((self.record_by_seq(&txn, seq)?, m)));
-                }
-            }
-            Ok(None)
-        })
-    }
 }

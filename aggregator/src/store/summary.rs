@@ -1,0 +1,131 @@
+//! The per-chain summary behind the fast-unbonding status: for every batch,
+//! the highest height of each chain whose first record it holds. Written
+//! with the batch (same transaction); the status reads a handful of rows
+//! instead of walking a chain's heights.
+
+use std::collections::BTreeMap;
+
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
+
+use super::anchors::read_anchor;
+use super::codec::decode_record;
+use super::{BatchInfo, Store, StoreError, StoredRecord};
+use crate::anchor::MinedIn;
+use crate::schema::*;
+use crate::types::{BatchSeq, ChainId};
+
+/// Adds `batch`'s rows to [`CHAIN_BATCHES`]: per chain, the highest height
+/// whose first record is in the batch. Costs one pass over the batch's
+/// records, like building its tree.
+pub(super) fn index_batch(txn: &WriteTransaction, batch: &BatchInfo) -> Result<(), StoreError> {
+    let records = txn.open_table(RECORDS)?;
+    let heights = txn.open_table(CHAIN_HEIGHTS)?;
+    let mut best: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let end = batch.first_record + batch.size;
+    for entry in records.range(batch.first_record..end)? {
+        let (k, v) = entry?;
+        let seq = k.value();
+        let (_, _, record) = decode_record(v.value())?;
+        let Some((chain, height)) = record.chain_height() else {
+            continue;
+        };
+        let first = heights.get((chain.as_str(), height))?.map(|v| v.value());
+        if first != Some(seq) {
+            continue; // a fork's later record: the status follows first records
+        }
+        let slot = best
+            .entry(chain.as_str().to_owned())
+            .or_insert((height, seq));
+        if height > slot.0 {
+            *slot = (height, seq);
+        }
+    }
+    let mut table = txn.open_table(CHAIN_BATCHES)?;
+    for (chain, (height, seq)) in best {
+        let c = chain.as_str();
+        let below = table
+            .range((c, 0)..(c, batch.seq.0))?
+            .next_back()
+            .transpose()?
+            .map_or(0, |(_, v)| v.value().2);
+        table.insert((c, batch.seq.0), (height, seq, below.max(height)))?;
+    }
+    Ok(())
+}
+
+/// Indexes every batch sealed before [`CHAIN_BATCHES`] existed (schema 1).
+pub(super) fn backfill(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let batches: Vec<BatchInfo> = {
+        let table = txn.open_table(BATCHES)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            out.push(super::codec::decode_batch(BatchSeq(k.value()), v.value())?);
+        }
+        out
+    };
+    for batch in &batches {
+        index_batch(txn, batch)?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// The highest height of `chain` whose (first) record is in a batch
+    /// anchored at least `min_confirmations` deep. This is the
+    /// fast-unbonding answer; it follows the anchors as the anchoring loop
+    /// last saw them.
+    ///
+    /// Reads [`CHAIN_BATCHES`] from the newest anchored batch down and stops
+    /// once no older batch can hold a higher height: normally the anchors
+    /// still short of `min_confirmations`, plus one.
+    pub fn latest_timestamped(
+        &self,
+        chain: &ChainId,
+        min_confirmations: u32,
+    ) -> Result<Option<(StoredRecord, MinedIn)>, StoreError> {
+        self.with(|db| {
+            let txn = db.begin_read()?;
+            let Some(found) = self.newest_timestamped(&txn, chain, min_confirmations)? else {
+                return Ok(None);
+            };
+            Ok(Some((self.record_by_seq(&txn, found.0)?, found.1)))
+        })
+    }
+
+    /// The record sequence and anchor block of [`Store::latest_timestamped`].
+    fn newest_timestamped(
+        &self,
+        txn: &ReadTransaction,
+        chain: &ChainId,
+        min_confirmations: u32,
+    ) -> Result<Option<(u64, MinedIn)>, StoreError> {
+        // Batches above the last anchor record are not anchored yet.
+        let Some(last) = txn.open_table(ANCHORS)?.last()?.map(|(k, _)| k.value()) else {
+            return Ok(None);
+        };
+        let c = chain.as_str();
+        let table = txn.open_table(CHAIN_BATCHES)?;
+        let mut best: Option<(u64, u64, MinedIn)> = None;
+        for entry in table.range((c, 0)..=(c, last))?.rev() {
+            let (k, v) = entry?;
+            let (height, seq, at_or_below) = v.value();
+            self.count_summary_row();
+            if best.as_ref().is_some_and(|b| b.0 >= at_or_below) {
+                break; // no batch from here down holds a higher height
+            }
+            if best.as_ref().is_some_and(|b| b.0 >= height) {
+                continue;
+            }
+            let batch = BatchSeq(k.value().1);
+            let mined = read_anchor(txn, batch)?.and_then(|a| a.mined);
+            if let Some(m) = mined.filter(|m| m.confirmations >= min_confirmations) {
+                best = Some((height, seq, m));
+                if at_or_below <= height {
+                    break; // the highest height of this batch and all below
+                }
+            }
+        }
+        Ok(best.map(|(_, seq, m)| (seq, m)))
+    }
+}
