@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use aggregator::anchor::{AnchorRecord, AnchorStatus};
+use aggregator::store::ConflictCursor;
 use aggregator::{
     BatchSeq, ChainId, Height, LeafHash, PosBlock, PosBlockHash, Record, StakerSetDigest,
     StoredRecord,
@@ -377,38 +378,102 @@ pub(crate) async fn chain_status(
     })))
 }
 
+/// `?limit=N&after=CURSOR` of the paged lists.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PageQuery {
+    limit: Option<String>,
+    after: Option<String>,
+}
+
+/// Items per page unless `limit` says otherwise, and the most it may say.
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+
+impl PageQuery {
+    fn parse(
+        query: Result<Query<PageQuery>, QueryRejection>,
+    ) -> Result<(usize, Option<String>), ApiError> {
+        let query = query
+            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?
+            .0;
+        let limit = match query.limit.as_deref() {
+            None => DEFAULT_LIMIT,
+            Some(raw) => raw
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_limit",
+                        format!("limit must be an integer from 1 to {MAX_LIMIT}"),
+                    )
+                })?,
+        };
+        Ok((limit, query.after))
+    }
+}
+
+fn bad_cursor() -> ApiError {
+    ApiError::bad_request(
+        "invalid_cursor",
+        "after must be the `next` value of a previous page",
+    )
+}
+
+/// A conflicts cursor: `HEIGHT.SEQ`.
+fn parse_conflict_cursor(raw: &str) -> Result<ConflictCursor, ApiError> {
+    let (height, seq) = raw.split_once('.').ok_or_else(bad_cursor)?;
+    Ok(ConflictCursor {
+        height: height.parse().map_err(|_| bad_cursor())?,
+        seq: seq.parse().map_err(|_| bad_cursor())?,
+    })
+}
+
 pub(crate) async fn blocks_at(
     State(state): State<Arc<AppState>>,
     Path((chain, height)): Path<(String, String)>,
+    query: Result<Query<PageQuery>, QueryRejection>,
     _reader: Reader,
 ) -> Result<Json<Value>, ApiError> {
     let chain = parse_chain(&chain)?;
     let height: Height = height.parse().map_err(|_| {
         ApiError::bad_request("invalid_height", "height must be a non-negative integer")
     })?;
+    let (limit, after) = PageQuery::parse(query)?;
+    let after = after
+        .map(|a| a.parse::<u64>().map_err(|_| bad_cursor()))
+        .transpose()?;
+    let at = state.store.records_at_page(&chain, height, after, limit)?;
     let mut records = Vec::new();
-    for r in state.store.records_at(&chain, height)? {
+    for r in at.page.items {
         let (status, _, _) = record_status(&state, &r.id)?;
         records.push(json!({ "id": r.id, "record": r.record, "status": status }));
     }
-    Ok(Json(
-        json!({ "chain_id": chain, "height": height, "fork": records.len() > 1, "records": records }),
-    ))
+    Ok(Json(json!({
+        "chain_id": chain, "height": height, "fork": at.fork, "records": records,
+        "next": at.page.next.map(|seq| seq.to_string()),
+    })))
 }
 
 pub(crate) async fn conflicts(
     State(state): State<Arc<AppState>>,
     Path(chain): Path<String>,
+    query: Result<Query<PageQuery>, QueryRejection>,
     _reader: Reader,
 ) -> Result<Json<Value>, ApiError> {
     let chain = parse_chain(&chain)?;
-    let list: Vec<Value> = state
-        .store
-        .conflicts(&chain)?
+    let (limit, after) = PageQuery::parse(query)?;
+    let after = after.as_deref().map(parse_conflict_cursor).transpose()?;
+    let page = state.store.conflicts_page(&chain, after, limit)?;
+    let list: Vec<Value> = page
+        .items
         .into_iter()
         .map(|c| json!({ "height": c.height, "first": c.first, "other": c.other }))
         .collect();
-    Ok(Json(json!({ "chain_id": chain, "conflicts": list })))
+    Ok(Json(json!({
+        "chain_id": chain, "conflicts": list,
+        "next": page.next.map(|c| format!("{}.{}", c.height, c.seq)),
+    })))
 }
 
 pub(crate) async fn batch(

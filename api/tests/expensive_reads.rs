@@ -61,3 +61,119 @@ async fn status_finds_the_anchored_height_below_200k_newer_ones() {
         serde_json::to_value(block("chain-a", 99, 1).0).expect("json")
     );
 }
+
+/// Record `n` of many at one height: a block hash of its own.
+fn fork(chain: &str, height: u64, n: u32) -> (LeafHash, Record) {
+    let mut hash = [0xf0; 32];
+    hash[..4].copy_from_slice(&n.to_be_bytes());
+    let r = Record::PosBlock(PosBlock {
+        chain_id: ChainId::new(chain).expect("valid"),
+        height,
+        block_hash: PosBlockHash(hash),
+        staker_set_digest: StakerSetDigest([0x5a; 32]),
+    });
+    (leaf_hash(&r), r)
+}
+
+/// Follows `next` from the first page; every page within `limit`.
+async fn all_pages(h: &Harness, path: &str, field: &str, limit: Option<usize>) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut uri = format!("{path}?");
+        if let Some(l) = limit {
+            uri.push_str(&format!("limit={l}&"));
+        }
+        if let Some(a) = &after {
+            uri.push_str(&format!("after={a}"));
+        }
+        let (status, body) = get_json(h, &uri).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        let items = body[field].as_array().expect("list").clone();
+        assert!(
+            items.len() <= limit.unwrap_or(100),
+            "{uri}: {} items",
+            items.len()
+        );
+        out.extend(items);
+        match body["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => return out,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicts_come_in_pages_that_cover_each_once() {
+    let h = harness(|_| {});
+    // 1,250 heights with three blocks each: 2,500 conflicts.
+    let records: Vec<_> = (0..1_250u64)
+        .flat_map(|height| (0..3).map(move |n| fork("chain-a", height, n)))
+        .collect();
+    h.store.submit(&records).expect("stored");
+    let chain = ChainId::new("chain-a").expect("id");
+    let want: Vec<Value> = h
+        .store
+        .conflicts(&chain)
+        .expect("query")
+        .into_iter()
+        .map(|c| serde_json::json!({ "height": c.height, "first": c.first, "other": c.other }))
+        .collect();
+    assert_eq!(want.len(), 2_500);
+    for limit in [None, Some(1), Some(7), Some(1_000)] {
+        if limit == Some(1) {
+            // One item per page: only the first pages, for time.
+            let (_, body) = get_json(&h, "/v1/chains/chain-a/conflicts?limit=1").await;
+            assert_eq!(body["conflicts"].as_array().map(Vec::len), Some(1));
+            let next = body["next"].as_str().expect("more").to_owned();
+            let uri = format!("/v1/chains/chain-a/conflicts?limit=1&after={next}");
+            let (_, body) = get_json(&h, &uri).await;
+            assert_eq!(body["conflicts"][0], want[1]);
+            continue;
+        }
+        let got = all_pages(&h, "/v1/chains/chain-a/conflicts", "conflicts", limit).await;
+        assert_eq!(got, want, "limit {limit:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_records_at_a_height_come_in_pages_that_cover_each_once() {
+    let h = harness(|_| {});
+    let records: Vec<_> = (0..2_345).map(|n| fork("chain-a", 7, n)).collect();
+    h.store.submit(&records).expect("stored");
+    h.store.submit(&[fork("chain-a", 8, 0)]).expect("stored");
+    for limit in [None, Some(1_000), Some(999)] {
+        let got = all_pages(&h, "/v1/chains/chain-a/blocks/7", "records", limit).await;
+        let ids: Vec<&str> = got.iter().filter_map(|r| r["id"].as_str()).collect();
+        let want: Vec<String> = records.iter().map(|(id, _)| id.to_string()).collect();
+        assert_eq!(
+            ids, want,
+            "limit {limit:?}: every record once, in arrival order"
+        );
+    }
+    // A fork is a fork on every page; one record is none.
+    let (_, page) = get_json(&h, "/v1/chains/chain-a/blocks/7?limit=1").await;
+    assert_eq!(page["fork"], true);
+    let (_, single) = get_json(&h, "/v1/chains/chain-a/blocks/8").await;
+    assert_eq!(single["fork"], false);
+    assert_eq!(single["next"], Value::Null);
+    assert_eq!(single["records"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn bad_page_parameters_are_refused_with_400() {
+    let h = harness(|_| {});
+    for (uri, code) in [
+        ("/v1/chains/chain-a/conflicts?limit=0", "invalid_limit"),
+        ("/v1/chains/chain-a/conflicts?limit=1001", "invalid_limit"),
+        ("/v1/chains/chain-a/conflicts?limit=ten", "invalid_limit"),
+        ("/v1/chains/chain-a/conflicts?after=12", "invalid_cursor"),
+        ("/v1/chains/chain-a/conflicts?after=a.b", "invalid_cursor"),
+        ("/v1/chains/chain-a/blocks/7?limit=-1", "invalid_limit"),
+        ("/v1/chains/chain-a/blocks/7?after=x", "invalid_cursor"),
+    ] {
+        let (status, body) = get_json(&h, uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        assert_eq!(body["code"], code, "{uri}");
+    }
+}

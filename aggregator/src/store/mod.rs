@@ -555,6 +555,7 @@ mod codec;
 mod health;
 #[cfg(test)]
 mod health_tests;
+mod lists;
 mod summary;
 #[cfg(test)]
 mod summary_tests;
@@ -566,4 +567,5 @@ use anchors::read_anchor;
 use codec::*;
 pub use health::RECOVERY_INTERVAL;
 use health::{Handle, Opener};
+pub use lists::{ConflictCursor, Page, RecordsAt};
 use writer::*;
