@@ -131,7 +131,7 @@ async fn upgrade(
     headers: &HeaderMap,
 ) -> Result<(&'static str, Response), ApiError> {
     let not_found = |reason: String| (StatusCode::NOT_FOUND, reason).into_response();
-    match state.store.record(id)? {
+    match crate::reads::record(&state.store, *id).await? {
         None => return Ok(("unknown", not_found("Commitment not found".into()))),
         // Exported `.ots` files of consumer-chain records point here too;
         // they are as readable as the records themselves. A caller who may
@@ -144,7 +144,7 @@ async fn upgrade(
         }
         Some(_) => {}
     }
-    let proof = crate::routes::current_proof(state, id).await?;
+    let proof = crate::reads::current_proof(state, id).await?;
     let depth = proof
         .as_ref()
         .and_then(|p| p.anchor.as_ref())

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use aggregator::anchor::{AnchorRecord, AnchorStatus};
+use aggregator::anchor::AnchorRecord;
 use aggregator::store::ConflictCursor;
 use aggregator::{
     BatchSeq, ChainId, Height, LeafHash, PosBlock, PosBlockHash, Record, StakerSetDigest,
@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
+use crate::reads;
 use crate::server::AppState;
 
 /// `POST /v1/chains/{chain_id}/blocks` body.
@@ -133,12 +134,13 @@ pub(crate) async fn submit(
     let count = records.len() as u64;
     let acks = state.ingestor.submit(records).await?;
     metrics::counter!("btcts_api_records_accepted_total").increment(count);
+    let duplicates = acks.iter().filter(|a| a.duplicate).map(|a| a.id).collect();
+    let mut known = reads::statuses(&state.store, duplicates).await?.into_iter();
     let mut out = Vec::with_capacity(acks.len());
     for ack in acks {
-        let status = if ack.duplicate {
-            record_status(&state, &ack.id)?.0
-        } else {
-            "pending"
+        let status = match ack.duplicate {
+            true => known.next().unwrap_or("pending"),
+            false => "pending",
         };
         out.push(SubmitAck {
             id: ack.id,
@@ -148,29 +150,6 @@ pub(crate) async fn submit(
         });
     }
     Ok((StatusCode::ACCEPTED, Json(json!({ "records": out }))))
-}
-
-/// Where a record stands: its status word and the anchor of its batch.
-fn record_status(
-    state: &AppState,
-    id: &LeafHash,
-) -> Result<(&'static str, Option<StoredRecord>, Option<AnchorRecord>), ApiError> {
-    let Some(stored) = state.store.record(id)? else {
-        return Err(ApiError::not_found(
-            "record_not_found",
-            format!("no record {id}"),
-        ));
-    };
-    let Some((batch, _)) = stored.batch else {
-        return Ok(("pending", Some(stored), None));
-    };
-    let anchor = state.store.anchor(batch)?;
-    let status = match anchor.as_ref().map(|a| a.status) {
-        Some(AnchorStatus::Confirmed) => "confirmed",
-        Some(AnchorStatus::Mined) => "anchored",
-        _ => "batched",
-    };
-    Ok((status, Some(stored), anchor))
 }
 
 fn anchor_json(anchor: &AnchorRecord) -> Value {
@@ -193,9 +172,11 @@ pub(crate) async fn get_record(
     _reader: Reader,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
-    let (status, stored, anchor) = record_status(&state, &id)?;
-    let stored =
-        stored.ok_or_else(|| ApiError::not_found("record_not_found", format!("no record {id}")))?;
+    let reads::RecordState {
+        status,
+        stored,
+        anchor,
+    } = reads::record_status(&state.store, id).await?;
     let mined = anchor.as_ref().and_then(|a| a.mined.as_ref());
     Ok(Json(json!({
         "id": id,
@@ -228,7 +209,7 @@ pub(crate) async fn get_proof(
         .0
         .format;
     match format.as_deref().unwrap_or("json") {
-        "json" => match current_proof(&state, &id).await? {
+        "json" => match reads::current_proof(&state, &id).await? {
             Some(proof) => Ok(Json(proof).into_response()),
             None => Err(ApiError::not_found(
                 "not_batched_yet",
@@ -237,7 +218,7 @@ pub(crate) async fn get_proof(
         },
         "ots" => ots_export(&state, &id).await,
         "leaf" => {
-            let stored = state.store.record(&id)?.ok_or_else(|| {
+            let stored = reads::record(&state.store, id).await?.ok_or_else(|| {
                 ApiError::not_found("record_not_found", format!("no record {id}"))
             })?;
             Ok(download(
@@ -257,7 +238,7 @@ pub(crate) async fn get_proof(
 /// batch is in a best-chain block, else a pending attestation at this
 /// server's calendar.
 async fn ots_export(state: &Arc<AppState>, id: &LeafHash) -> Result<Response, ApiError> {
-    let proof = current_proof(state, id).await?;
+    let proof = reads::current_proof(state, id).await?;
     let file = match proof {
         Some(p) if p.anchor.is_some() => aggregator::ots::detached_of(&p, None),
         _ if state.ots.calendar => Ok(aggregator::ots::DetachedTimestamp {
@@ -300,62 +281,17 @@ pub(crate) fn download(content_type: &'static str, filename: &str, bytes: Vec<u8
         .into_response()
 }
 
-/// Record `id`'s proof completed against the best chain (its anchor removed
-/// if the block left it); `None` while the record waits for a batch.
-pub(crate) async fn current_proof(
-    state: &Arc<AppState>,
-    id: &LeafHash,
-) -> Result<Option<aggregator::Proof>, ApiError> {
-    let Some(proof) = state.store.proof(id)? else {
-        return match state.store.record(id)? {
-            Some(_) => Ok(None),
-            None => Err(ApiError::not_found(
-                "record_not_found",
-                format!("no record {id}"),
-            )),
-        };
-    };
-    if proof.anchor.is_none() {
-        return Ok(Some(proof));
-    }
-    let headers_max = state.confirmations.max(1).saturating_mul(2);
-    if let Some(done) = state
-        .tips
-        .as_ref()
-        .and_then(|t| t.complete(proof.clone(), headers_max))
-    {
-        return Ok(Some(done));
-    }
-    let node = state.node.clone();
-    let completed = tokio::task::spawn_blocking(move || {
-        btc_submitter::complete_proof(&node, proof, headers_max)
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    match completed {
-        Ok(p) => Ok(Some(p)),
-        Err(e) => {
-            // The node's own words (addresses, paths) stay in the log.
-            tracing::warn!(error = %e, "proof: cannot check the anchor block against the node");
-            Err(ApiError::unavailable(
-                "node_unavailable",
-                "cannot check the anchor block against the node right now",
-            ))
-        }
-    }
-}
-
 pub(crate) async fn chain_status(
     State(state): State<Arc<AppState>>,
     Path(chain): Path<String>,
     _reader: Reader,
 ) -> Result<Json<Value>, ApiError> {
     let chain = parse_chain(&chain)?;
-    let latest_submitted = state.store.latest_height(&chain)?;
-    let anchored = state.store.latest_timestamped(&chain, 1)?;
-    let confirmed = state
-        .store
-        .latest_timestamped(&chain, state.confirmations)?;
+    let reads::ChainStatus {
+        latest_submitted,
+        anchored,
+        confirmed,
+    } = reads::chain_status(&state.store, chain.clone(), state.confirmations).await?;
     let describe = |found: Option<(StoredRecord, aggregator::anchor::MinedIn)>| {
         found.map(|(r, m)| {
             let (height, hash) = match &r.record {
@@ -443,12 +379,15 @@ pub(crate) async fn blocks_at(
     let after = after
         .map(|a| a.parse::<u64>().map_err(|_| bad_cursor()))
         .transpose()?;
-    let at = state.store.records_at_page(&chain, height, after, limit)?;
-    let mut records = Vec::new();
-    for r in at.page.items {
-        let (status, _, _) = record_status(&state, &r.id)?;
-        records.push(json!({ "id": r.id, "record": r.record, "status": status }));
-    }
+    let (at, statuses) =
+        reads::records_at(&state.store, chain.clone(), height, after, limit).await?;
+    let records: Vec<Value> = at
+        .page
+        .items
+        .into_iter()
+        .zip(statuses)
+        .map(|(r, status)| json!({ "id": r.id, "record": r.record, "status": status }))
+        .collect();
     Ok(Json(json!({
         "chain_id": chain, "height": height, "fork": at.fork, "records": records,
         "next": at.page.next.map(|seq| seq.to_string()),
@@ -464,7 +403,7 @@ pub(crate) async fn conflicts(
     let chain = parse_chain(&chain)?;
     let (limit, after) = PageQuery::parse(query)?;
     let after = after.as_deref().map(parse_conflict_cursor).transpose()?;
-    let page = state.store.conflicts_page(&chain, after, limit)?;
+    let page = reads::conflicts(&state.store, chain.clone(), after, limit).await?;
     let list: Vec<Value> = page
         .items
         .into_iter()
@@ -487,11 +426,7 @@ pub(crate) async fn batch(
             "batch sequence must be a non-negative integer",
         )
     })?);
-    let b = state
-        .store
-        .batch(seq)?
-        .ok_or_else(|| ApiError::not_found("batch_not_found", format!("no batch {seq}")))?;
-    let anchor = state.store.anchor(seq)?;
+    let (b, anchor) = reads::batch(&state.store, seq).await?;
     Ok(Json(json!({
         "seq": b.seq, "root": b.root, "size": b.size, "sealed_unix_ms": b.sealed_unix_ms,
         "anchor": anchor.as_ref().map(anchor_json),

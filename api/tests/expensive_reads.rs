@@ -177,3 +177,61 @@ async fn bad_page_parameters_are_refused_with_400() {
         assert_eq!(body["code"], code, "{uri}");
     }
 }
+
+/// On a one-thread runtime, a store read that takes long (here: blocked
+/// until the test lets it go) must not hold up other requests: reads run
+/// on the blocking pool. When a handler read on the async worker, the
+/// runtime stood still until the read gave up waiting.
+#[tokio::test(flavor = "current_thread")]
+async fn a_slow_store_read_does_not_hold_up_other_requests() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc, Mutex};
+    use std::time::Duration;
+
+    let h = harness(|_| {});
+    let (id, record) = block("chain-a", 1, 1);
+    h.store.submit(&[(id, record)]).expect("stored");
+    let (release, released) = mpsc::channel::<()>();
+    let released = Mutex::new(released);
+    let armed = Arc::new(AtomicBool::new(true));
+    let stalled = Arc::new(AtomicBool::new(false));
+    let entered = Arc::new(tokio::sync::Notify::new());
+    h.store
+        .set_access_hook(Some(aggregator::store::AccessHook(Arc::new({
+            let (armed, stalled, entered) = (armed.clone(), stalled.clone(), entered.clone());
+            move || {
+                if !armed.swap(false, Ordering::SeqCst) {
+                    return;
+                }
+                entered.notify_one();
+                let waited = released
+                    .lock()
+                    .expect("lock")
+                    .recv_timeout(Duration::from_secs(3));
+                stalled.store(waited.is_err(), Ordering::SeqCst);
+            }
+        }))));
+
+    let slow = tokio::spawn({
+        let h_state = h.state.clone();
+        async move {
+            let uri = format!("/v1/records/{id}");
+            let req = axum::http::Request::get(uri)
+                .body(axum::body::Body::empty())
+                .expect("request");
+            tower::ServiceExt::oneshot(btcts_api::server::app(h_state), req)
+                .await
+                .expect("response")
+                .status()
+        }
+    });
+    entered.notified().await;
+    let (status, _) = get_json(&h, "/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    let _ = release.send(());
+    assert_eq!(slow.await.expect("joined"), StatusCode::OK);
+    assert!(
+        !stalled.load(Ordering::SeqCst),
+        "the runtime could not serve /healthz while a store read waited"
+    );
+}

@@ -136,6 +136,8 @@ pub struct Store {
     /// Summary rows the status queries read (tests hold them to a bound).
     #[cfg(test)]
     summary_rows: Arc<std::sync::atomic::AtomicU64>,
+    #[cfg(feature = "test-utils")]
+    hook: Arc<std::sync::Mutex<Option<AccessHook>>>,
 }
 
 impl Store {
@@ -153,6 +155,8 @@ impl Store {
             clock,
             #[cfg(test)]
             summary_rows: Arc::default(),
+            #[cfg(feature = "test-utils")]
+            hook: Arc::default(),
         };
         store.init_schema()?;
         Ok(store)
@@ -163,8 +167,24 @@ impl Store {
     /// [`StoreError::Unavailable`] without touching the file, except for a
     /// reopen attempt every [`RECOVERY_INTERVAL`].
     fn with<T>(&self, f: impl FnOnce(&Database) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        #[cfg(feature = "test-utils")]
+        {
+            let hook = self.hook.lock().ok().and_then(|h| h.clone());
+            if let Some(hook) = hook {
+                (hook.0)();
+            }
+        }
         let db = self.db.get()?;
         self.db.check(f(&db))
+    }
+
+    /// Sets (or with `None` removes) the hook run at the start of every
+    /// store access, on the calling thread.
+    #[cfg(feature = "test-utils")]
+    pub fn set_access_hook(&self, hook: Option<AccessHook>) {
+        if let Ok(mut slot) = self.hook.lock() {
+            *slot = hook;
+        }
     }
 
     fn count_summary_row(&self) {
@@ -555,6 +575,8 @@ mod codec;
 mod health;
 #[cfg(test)]
 mod health_tests;
+#[cfg(feature = "test-utils")]
+mod hook;
 mod lists;
 mod summary;
 #[cfg(test)]
@@ -567,5 +589,7 @@ use anchors::read_anchor;
 use codec::*;
 pub use health::RECOVERY_INTERVAL;
 use health::{Handle, Opener};
+#[cfg(feature = "test-utils")]
+pub use hook::AccessHook;
 pub use lists::{ConflictCursor, Page, RecordsAt};
 use writer::*;
