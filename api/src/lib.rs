@@ -11,6 +11,7 @@ pub mod ibc;
 pub mod listener;
 mod proof_cmd;
 pub mod ratelimit;
+mod ready;
 mod reads;
 mod routes;
 pub use routes::parse_submission;

@@ -148,6 +148,19 @@ pub fn app(state: Arc<AppState>) -> Router {
             attach(&keys, config.limiter());
             GovernorLayer::new(config).error_handler(rate_limited)
         });
+    // Readiness and metrics cost more than a route lookup (a node check, a
+    // render of every series): they count against the client's rate too.
+    let check = Arc::new(crate::ready::NodeCheck::default());
+    let v1 = v1
+        .route(
+            "/readyz",
+            get(
+                move |state: State<Arc<AppState>>, headers: axum::http::HeaderMap| {
+                    crate::ready::readyz(state, headers, check.clone())
+                },
+            ),
+        )
+        .route("/metrics", get(render_metrics));
     let v1 = match governor {
         Some(layer) => v1.layer(layer),
         None => v1,
@@ -158,8 +171,6 @@ pub fn app(state: Arc<AppState>) -> Router {
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(render_metrics))
         .route("/openapi.json", get(openapi))
         .fallback(|| async { ApiError::not_found("no_such_route", "no such route") })
         .method_not_allowed_fallback(|| async {
@@ -308,35 +319,11 @@ async fn observe(req: Request, next: Next) -> Response {
     response
 }
 
-async fn readyz(
-    State(state): State<Arc<AppState>>,
-    headers: axum::http::HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    check_monitoring(&state, &headers)?;
-    // A full disk (or another write failure) makes the store unavailable
-    // until it has reopened itself: not ready while that lasts.
-    state.store.check_available()?;
-    state.store.pending_count()?;
-    let node = state.node.clone();
-    let info = tokio::task::spawn_blocking(move || node.chain_info())
-        .await
-        .map_err(ApiError::internal)?;
-    // The node's own words (addresses, paths, its chain) stay in the log.
-    let info = info.map_err(|e| {
-        tracing::warn!(error = %e, "readyz: the node is unavailable");
-        ApiError::unavailable("node_unavailable", "the Bitcoin node is unavailable")
-    })?;
-    btc_submitter::check_chain(state.network, &info).map_err(|e| {
-        tracing::warn!(error = %e, "readyz: the node is on another chain");
-        ApiError::unavailable("wrong_chain", "the Bitcoin node is on another chain")
-    })?;
-    Ok(Json(
-        json!({ "status": "ready", "network": state.network, "tip_height": info.tip_height }),
-    ))
-}
-
 /// `/metrics` and `/readyz` are public unless configured to need the read token.
-fn check_monitoring(state: &AppState, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn check_monitoring(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<(), ApiError> {
     if state.credentials.monitoring_requires_read {
         state.credentials.check_read(headers)?;
     }

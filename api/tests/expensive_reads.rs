@@ -235,3 +235,85 @@ async fn a_slow_store_read_does_not_hold_up_other_requests() {
         "the runtime could not serve /healthz while a store read waited"
     );
 }
+
+/// `/readyz` answers from a node check at most a second old (a burst of
+/// probes costs one node RPC, not one each) and counts against the
+/// client's rate limit like the API routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_costs_one_node_call_a_second_and_is_rate_limited() {
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use btc_submitter::fake::{Event, Hooked};
+    use btcts_api::server::{app, AppState};
+
+    const BURST: usize = 20;
+    let h = harness(|l| {
+        l.rate_per_second = 2;
+        l.rate_burst = BURST as u32;
+        l.max_concurrent_requests = 1_000;
+    });
+    let calls = Arc::new(AtomicUsize::new(0));
+    let node = Hooked::new(h.fake.clone(), {
+        let calls = calls.clone();
+        move |e| {
+            if e == Event::Call("chain_info") {
+                calls.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(())
+        }
+    });
+    let s = &h.state;
+    let state = Arc::new(AppState {
+        store: s.store.clone(),
+        ingestor: s.ingestor.clone(),
+        node: Arc::new(node),
+        credentials: s.credentials.clone(),
+        limits: s.limits.clone(),
+        confirmations: s.confirmations,
+        network: s.network,
+        metrics: None,
+        tips: None,
+        ots: s.ots.clone(),
+        ibc: Default::default(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/readyz", listener.local_addr().expect("addr"));
+    let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let client = reqwest::Client::new();
+
+    let started = Instant::now();
+    let probes = (0..BURST).map(|_| {
+        let (client, url) = (client.clone(), url.clone());
+        tokio::spawn(async move { client.get(url).send().await.expect("response").status() })
+    });
+    for probe in probes.collect::<Vec<_>>() {
+        assert_eq!(probe.await.expect("joined").as_u16(), 200);
+    }
+    let elapsed = started.elapsed();
+    let made = calls.load(Ordering::SeqCst);
+    assert!(
+        made as u64 <= 1 + elapsed.as_secs(),
+        "{BURST} probes in {elapsed:?} made {made} node calls"
+    );
+
+    // The burst is spent: more probes from this client are refused.
+    let mut limited = 0;
+    for _ in 0..10 {
+        let r = client.get(&url).send().await.expect("response");
+        if r.status().as_u16() == 429 {
+            let body: serde_json::Value = r.json().await.expect("json");
+            assert_eq!(body["code"], "rate_limited");
+            limited += 1;
+        }
+    }
+    assert!(
+        limited >= 5,
+        "only {limited} of 10 probes over the burst were limited"
+    );
+}
