@@ -60,7 +60,8 @@ pub(crate) async fn digest(
     // pending cap digests wait outside (the records already pending are
     // all in the next anchor), so no amount of calendar traffic delays a
     // consumer chain's record by more than that anchor.
-    if state.store.pending_count()? >= state.ots.max_pending {
+    let pending = crate::reads::blocking(&state.store, |s| Ok(s.pending_count()?)).await?;
+    if pending >= state.ots.max_pending {
         metrics::counter!("btcts_calendar_refused_total", "reason" => "busy").increment(1);
         return Err(ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
