@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aggregator::Payload;
 use anyhow::{ensure, Context, Result};
 use btcts_tests::node::RegtestNode;
 
@@ -36,7 +35,7 @@ async fn a_consumer_record_is_anchored_within_two_blocks_under_calendar_load() -
     text.push_str("[opentimestamps]\ndigests_per_second = 100000\ndigest_burst = 100000\n");
     std::fs::write(&config, text)?;
     let daemon = start(&config, port, &dir.path().join("btcts.log")).await?;
-    let start_height = height(&node)?;
+    let start_height = tip_height(&node)?;
 
     // A block every 2 s, from a thread of its own.
     let stop = Arc::new(AtomicBool::new(false));
@@ -84,14 +83,14 @@ async fn a_consumer_record_is_anchored_within_two_blocks_under_calendar_load() -
     tokio::time::sleep(Duration::from_secs(secs / 2)).await;
     let id = submit(&daemon, 0, 1..2, 7).await?.remove(0);
     // The tip once the record is acknowledged (durable and pending).
-    let at_submit = height(&node)?;
+    let at_submit = tip_height(&node)?;
     let anchored_at = loop {
         let (_, r) = get(&daemon, &format!("/v1/records/{id}")).await?;
         if let Some(h) = r["block_height"].as_u64() {
             break h;
         }
         ensure!(
-            height(&node)? <= at_submit + 4,
+            tip_height(&node)? <= at_submit + 4,
             "the record is still not anchored 4 blocks later: {r}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -122,15 +121,7 @@ async fn a_consumer_record_is_anchored_within_two_blocks_under_calendar_load() -
 
     // Every block since the start: at most one anchor each, and no batch twice.
     let mut batches: BTreeMap<u64, u64> = BTreeMap::new();
-    for height in start_height + 1..=height(&node)? {
-        let hash = serde_json::from_value(node.call("getblockhash", &[height.into()])?)?;
-        let block = node.block(&hash)?;
-        let anchors: Vec<Payload> = block
-            .txdata
-            .iter()
-            .flat_map(|tx| tx.output.iter())
-            .filter_map(|o| Payload::from_script(&o.script_pubkey).ok())
-            .collect();
+    for (height, anchors) in anchors_by_block(&node, start_height)? {
         ensure!(
             anchors.len() <= 1,
             "block {height} holds {} anchors",
@@ -148,13 +139,7 @@ async fn a_consumer_record_is_anchored_within_two_blocks_under_calendar_load() -
     eprintln!(
         "{} anchors in {} blocks",
         batches.len(),
-        height(&node)? - start_height
+        tip_height(&node)? - start_height
     );
     Ok(())
-}
-
-fn height(node: &RegtestNode) -> Result<u64> {
-    node.call("getblockcount", &[])?
-        .as_u64()
-        .context("getblockcount")
 }

@@ -20,7 +20,7 @@ use aggregator::leaf::leaf_hash;
 use aggregator::proof::Proof;
 use aggregator::types::RawDigest;
 use aggregator::verify::{verify, Expect};
-use aggregator::{AnchorNetwork, Payload, Record};
+use aggregator::{AnchorNetwork, Record};
 use anyhow::{ensure, Context, Result};
 use bitcoin::hashes::Hash;
 use btcts_tests::node::RegtestNode;
@@ -98,7 +98,7 @@ async fn soak_with_restarts_reorgs_and_a_kill() -> Result<()> {
     let log = dir.path().join("btcts.log");
     let mut daemon = start(&config, port, &log).await?;
     let url = daemon.url.clone();
-    let start_height = height(&node)?;
+    let start_height = tip_height(&node)?;
 
     let seen = Arc::new(Seen::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -333,15 +333,7 @@ async fn soak_with_restarts_reorgs_and_a_kill() -> Result<()> {
     // the reorg returns the anchors of both blocks it removes to the
     // mempool, and the next block mines them together.)
     let mut anchored: BTreeMap<u64, u64> = BTreeMap::new();
-    for h in start_height + 1..=height(&node)? {
-        let hash = serde_json::from_value(node.call("getblockhash", &[h.into()])?)?;
-        let block = node.block(&hash)?;
-        let payloads: Vec<Payload> = block
-            .txdata
-            .iter()
-            .flat_map(|tx| tx.output.iter())
-            .filter_map(|o| Payload::from_script(&o.script_pubkey).ok())
-            .collect();
+    for (h, payloads) in anchors_by_block(&node, start_height)? {
         for p in payloads {
             if let Some(first) = anchored.insert(p.batch.0, h) {
                 anyhow::bail!("batch {} anchored at {first} and again at {h}", p.batch);
@@ -384,10 +376,4 @@ fn code_of(body: &[u8]) -> String {
         .ok()
         .and_then(|v| v["code"].as_str().map(str::to_owned))
         .unwrap_or_default()
-}
-
-fn height(node: &RegtestNode) -> Result<u64> {
-    node.call("getblockcount", &[])?
-        .as_u64()
-        .context("getblockcount")
 }

@@ -203,3 +203,30 @@ pub fn btcts(args: &[&str]) -> Output {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// The node's tip height.
+pub fn tip_height(node: &RegtestNode) -> Result<u64> {
+    node.call("getblockcount", &[])?
+        .as_u64()
+        .context("getblockcount")
+}
+
+/// The btcts payloads of each best-chain block above `after`, by height.
+pub fn anchors_by_block(
+    node: &RegtestNode,
+    after: u64,
+) -> Result<Vec<(u64, Vec<aggregator::Payload>)>> {
+    (after + 1..=tip_height(node)?)
+        .map(|h| {
+            let hash = serde_json::from_value(node.call("getblockhash", &[h.into()])?)?;
+            let payloads = node
+                .block(&hash)?
+                .txdata
+                .iter()
+                .flat_map(|tx| tx.output.iter())
+                .filter_map(|o| aggregator::Payload::from_script(&o.script_pubkey).ok())
+                .collect();
+            Ok((h, payloads))
+        })
+        .collect()
+}
