@@ -18,6 +18,15 @@ pub struct FeePolicy {
     pub bump_percent: u64,
     /// … and at least this many sat/vB more (the relay rule's increment).
     pub min_bump: u64,
+    /// While the node's estimate is above this rate, an anchor that is due
+    /// by the cadence waits for a cheaper block — never past a latency
+    /// budget. `None`: never wait for fees.
+    pub patience_above: Option<u64>,
+    /// Most sat the anchors first built in one UTC day may pay; once the next
+    /// anchor would pass it, anchoring pauses until the next UTC day (records
+    /// are still accepted and sealed later). Replacements of an anchor
+    /// already out still pay what the bump rule says. `None`: no budget.
+    pub daily_budget_sat: Option<u64>,
 }
 
 impl Default for FeePolicy {
@@ -29,6 +38,8 @@ impl Default for FeePolicy {
             cap: 100,
             bump_percent: 150,
             min_bump: 1,
+            patience_above: None,
+            daily_budget_sat: None,
         }
     }
 }

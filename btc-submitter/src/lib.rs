@@ -4,6 +4,7 @@
 //! ([`anchor::Anchorer`]).
 
 pub mod anchor;
+pub mod cadence;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod fake;
 pub mod fees;
@@ -16,6 +17,7 @@ pub mod rpc;
 pub use anchor::{
     check_chain, AnchorConfig, AnchorError, Anchorer, StartError, StepOutcome, WrongChain,
 };
+pub use cadence::{AnchoringSnapshot, AnchoringView, Cadence};
 pub use fees::FeePolicy;
 pub use node::{BitcoinNode, NodeError};
 pub use proofs::{complete_proof, TipCache};

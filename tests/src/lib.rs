@@ -3,6 +3,7 @@
 
 pub mod chain;
 pub mod consumer;
+pub mod cost;
 pub mod forge;
 pub mod golden;
 pub mod network;

@@ -142,6 +142,7 @@ pub fn config(network: AnchorNetwork) -> AnchorConfig {
         cap: 50,
         bump_percent: 150,
         min_bump: 1,
+        ..FeePolicy::default()
     };
     c
 }
@@ -254,6 +255,7 @@ pub fn rbf<C: TestChain>(chain: &C) -> Result<()> {
         cap: 6,
         bump_percent: 150,
         min_bump: 1,
+        ..FeePolicy::default()
     };
     let mut a = anchorer(chain, &store, cfg)?;
     a.step()?;

@@ -1,5 +1,6 @@
 //! The anchoring scenarios against the fake node and against litecoind.
 
+use btcts_tests::cost;
 use btcts_tests::node::RegtestNode;
 use btcts_tests::scenarios::{self, FakeChain};
 
@@ -141,4 +142,41 @@ fn harness_reorg_replaces_the_tip_blocks() -> anyhow::Result<()> {
     )?;
     assert_eq!(stale["confirmations"], -1);
     Ok(())
+}
+
+#[test]
+fn fake_cadence_six_gives_ten_anchors_in_sixty_blocks() -> anyhow::Result<()> {
+    let anchors = cost::cadence_six(&FakeChain::default())?;
+    assert!(
+        (9..=11).contains(&anchors),
+        "{anchors} anchors in 60 blocks"
+    );
+    Ok(())
+}
+
+#[test]
+#[allow(clippy::print_stderr)] // prints the measurement
+fn litecoind_cadence_six_gives_ten_anchors_in_sixty_blocks() -> anyhow::Result<()> {
+    let anchors = cost::cadence_six(&RegtestNode::start()?)?;
+    eprintln!("cadence 6 over 60 blocks: {anchors} anchors");
+    assert!(
+        (9..=11).contains(&anchors),
+        "{anchors} anchors in 60 blocks"
+    );
+    Ok(())
+}
+
+#[test]
+fn fake_a_chain_latency_budget_brings_the_anchor_forward() -> anyhow::Result<()> {
+    cost::latency_budget(&FakeChain::default())
+}
+
+#[test]
+fn fake_fee_patience_waits_within_the_budget() -> anyhow::Result<()> {
+    cost::fee_patience(&FakeChain::default())
+}
+
+#[test]
+fn fake_daily_budget_pauses_anchoring_until_the_next_day() -> anyhow::Result<()> {
+    cost::daily_budget(&FakeChain::default())
 }

@@ -2,11 +2,13 @@
 
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
 
-use super::codec::decode_batch;
+use std::collections::BTreeSet;
+
+use super::codec::{decode_batch, decode_record, meta_get};
 use super::{BatchInfo, Store, StoreError};
 use crate::anchor::AnchorRecord;
 use crate::schema::*;
-use crate::types::BatchSeq;
+use crate::types::{BatchSeq, ChainId, Record};
 
 impl Store {
     /// Writes `anchor` (one state transition = one durable transaction).
@@ -58,6 +60,59 @@ impl Store {
             let v = batches.get(next)?;
             v.map(|v| decode_batch(BatchSeq(next), v.value()))
                 .transpose()
+        })
+    }
+}
+
+impl Store {
+    /// The anchors whose first transaction was built at or after `since_ms`
+    /// (Unix ms), oldest first. Anchors are built in batch order, so this
+    /// reads back from the newest and stops at the first older one.
+    pub fn anchors_built_since(&self, since_ms: u64) -> Result<Vec<AnchorRecord>, StoreError> {
+        self.with(|db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(ANCHORS)?;
+            let mut out = Vec::new();
+            for entry in table.iter()?.rev() {
+                let (k, v) = entry?;
+                let anchor = decode_anchor(BatchSeq(k.value()), v.value())?;
+                if anchor
+                    .txs
+                    .first()
+                    .is_some_and(|t| t.built_unix_ms < since_ms)
+                {
+                    break;
+                }
+                out.push(anchor);
+            }
+            out.reverse();
+            Ok(out)
+        })
+    }
+
+    /// The chains of the pending (unsealed) records from sequence number
+    /// `from` on, reading at most `max` records; with the sequence number to
+    /// go on from. The anchoring loop follows new records with it to learn
+    /// when each chain's oldest pending record arrived.
+    pub fn pending_chains(
+        &self,
+        from: u64,
+        max: u64,
+    ) -> Result<(BTreeSet<ChainId>, u64), StoreError> {
+        self.with(|db| {
+            let txn = db.begin_read()?;
+            let meta = txn.open_table(META)?;
+            let start = from.max(meta_get(&meta, META_SEALED_UPTO)?);
+            let end = meta_get(&meta, META_NEXT_RECORD)?.min(start.saturating_add(max));
+            let records = txn.open_table(RECORDS)?;
+            let mut chains = BTreeSet::new();
+            for entry in records.range(start..end)? {
+                let (_, v) = entry?;
+                if let (_, _, Record::PosBlock(b)) = decode_record(v.value())? {
+                    chains.insert(b.chain_id);
+                }
+            }
+            Ok((chains, end.max(start)))
         })
     }
 }
