@@ -432,3 +432,22 @@ pub(crate) async fn batch(
         "anchor": anchor.as_ref().map(anchor_json),
     })))
 }
+
+/// `GET /v1/anchoring`: what anchoring costs and when the next anchor goes
+/// out (docs/anchoring.md, Cost). Read auth, like the other reads.
+pub(crate) async fn anchoring(
+    _: Reader,
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<btc_submitter::AnchoringSnapshot>, ApiError> {
+    let view = state.anchoring.as_ref().ok_or_else(|| {
+        ApiError::unavailable(
+            "anchoring_not_running",
+            "this process runs no anchoring loop",
+        )
+    })?;
+    let mut snapshot = view.get();
+    if snapshot.updated_unix_ms == 0 {
+        snapshot.state = "starting".into();
+    }
+    Ok(Json(snapshot))
+}

@@ -50,6 +50,8 @@ pub struct AppState {
     pub ots: OtsState,
     /// IBC delivery, by consumer chain id.
     pub ibc: std::collections::BTreeMap<String, crate::ibc::IbcView>,
+    /// What the anchoring loop last saw (`GET /v1/anchoring`), when one runs.
+    pub anchoring: Option<btc_submitter::AnchoringView>,
 }
 
 /// The OpenTimestamps part of [`AppState`].
@@ -79,7 +81,7 @@ impl std::fmt::Debug for AppState {
 pub const OPENAPI: &str = include_str!("../../openapi/openapi.json");
 
 /// Every route the router serves: the OpenAPI test holds the spec to this list.
-pub const ROUTES: [(&str, &str); 14] = [
+pub const ROUTES: [(&str, &str); 15] = [
     ("post", "/v1/chains/{chain_id}/blocks"),
     ("get", "/v1/chains/{chain_id}/blocks/{height}"),
     ("get", "/v1/chains/{chain_id}/status"),
@@ -88,6 +90,7 @@ pub const ROUTES: [(&str, &str); 14] = [
     ("get", "/v1/records/{id}"),
     ("get", "/v1/records/{id}/proof"),
     ("get", "/v1/batches/{seq}"),
+    ("get", "/v1/anchoring"),
     ("post", "/digest"),
     ("get", "/timestamp/{commitment}"),
     ("get", "/healthz"),
@@ -110,7 +113,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/chains/{chain_id}/ibc", get(crate::ibc::status))
         .route("/v1/records/{id}", get(routes::get_record))
         .route("/v1/records/{id}/proof", get(routes::get_proof))
-        .route("/v1/batches/{seq}", get(routes::batch));
+        .route("/v1/batches/{seq}", get(routes::batch))
+        .route("/v1/anchoring", get(routes::anchoring));
     let v1 = if state.ots.calendar {
         // Digests become durable records: each client has a quota of its
         // own, on top of the request rate below.
@@ -419,6 +423,7 @@ pub async fn serve(
     })
     .await??;
     let poll = settings.anchor.poll;
+    let anchoring_view = anchorer.view();
     let anchoring = tokio::spawn(anchorer.run(stop_rx.clone()));
     let tips = Arc::new(btc_submitter::TipCache::new(TIP_CACHE_DEPTH));
     let refresher = tokio::spawn(follow_tip(tips.clone(), node.clone(), poll, stop_rx));
@@ -450,6 +455,7 @@ pub async fn serve(
         tips: Some(tips),
         ots,
         ibc,
+        anchoring: Some(anchoring_view),
     });
     let connections = crate::listener::ConnectionLimits {
         max_connections: settings.limits.max_connections,

@@ -156,3 +156,62 @@ async fn three_chains_confirm_verify_survive_a_reorg_and_restarts() -> Result<()
     ensure!(s["latest_confirmed"]["height"] == 119, "{s}");
     Ok(())
 }
+
+/// Issue 19 against the real binary: a cadence of 3 blocks and a daily fee
+/// budget of about one and a half anchors. The first anchor goes out; the
+/// second waits for the budget (`GET /v1/anchoring` says so, the metric is
+/// set, `/readyz` stays ready, records are still accepted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_fee_budget_pauses_anchoring_and_v1_anchoring_says_so() -> Result<()> {
+    let node = RegtestNode::start()?;
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let config = write_config(dir.path(), &node, port)?;
+    let mut text = std::fs::read_to_string(&config)?;
+    // Anchors here pay the 2 sat/vB fallback for ~166 vB: ~332 sat each.
+    text.push_str("[batching]\nmin_blocks_between_anchors = 3\n[fees]\ndaily_budget_sat = 500\n");
+    std::fs::write(&config, text)?;
+    let daemon = start(&config, port, &dir.path().join("btcts.log")).await?;
+
+    let first = submit(&daemon, 0, 1..2, 1).await?.remove(0);
+    mine_until(&daemon, &node, &first, 1).await?;
+    let second = submit(&daemon, 0, 2..3, 1).await?.remove(0);
+    for _ in 0..5 {
+        node.mine(1)?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let v = wait_for(&daemon, "/v1/anchoring", |v| {
+        v["state"] == "budget_exhausted" && v["spending"]["today_anchors"] == 1
+    })
+    .await?;
+    let spent = v["spending"]["today_sat"].as_u64().context("today_sat")?;
+    ensure!((300..=500).contains(&spent), "{v}");
+    ensure!(
+        v["daily_budget_sat"] == 500 && v["min_blocks_between_anchors"] == 3,
+        "{v}"
+    );
+    ensure!(v["projected_monthly_anchors"] == 1440, "{v}");
+    ensure!(v["pending_records"] == 1, "{v}");
+    let (_, r) = get(&daemon, &format!("/v1/records/{second}")).await?;
+    ensure!(r["block_height"].is_null(), "anchored over the budget: {r}");
+    let (status, _) = get(&daemon, "/readyz").await?;
+    ensure!(
+        status == 200,
+        "/readyz {status} while the budget pauses anchoring"
+    );
+    let metrics = reqwest::get(format!("{}/metrics", daemon.url))
+        .await?
+        .text()
+        .await?;
+    ensure!(
+        metrics.contains("btcts_anchor_budget_exhausted 1"),
+        "no budget gauge in /metrics"
+    );
+    ensure!(metrics.contains("btcts_anchor_spent_today_sat"));
+    let log = std::fs::read_to_string(&daemon.log)?;
+    ensure!(
+        log.matches("daily fee budget reached").count() == 1,
+        "the pause is logged once"
+    );
+    Ok(())
+}

@@ -278,6 +278,7 @@ async fn readyz_costs_one_node_call_a_second_and_is_rate_limited() {
         tips: None,
         ots: s.ots.clone(),
         ibc: Default::default(),
+        anchoring: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

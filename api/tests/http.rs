@@ -743,3 +743,50 @@ async fn proofs_download_as_ots_and_leaf_preimages() {
     let (status, _, _) = call_raw(&h, Method::GET, &missing, None, vec![]).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn v1_anchoring_reports_the_loop_behind_the_read_token() {
+    let mut h = harness(|_| {});
+    let (status, body) = call(&h, Method::GET, "/v1/anchoring", None, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["code"], "anchoring_not_running");
+
+    let mut anchorer = inproc::anchorer(&h);
+    let state = Arc::get_mut(&mut h.state).expect("unique");
+    state.anchoring = Some(anchorer.view());
+    state.credentials.read = Some(TokenHash::of("reader"));
+    let (status, body) = call(&h, Method::GET, "/v1/anchoring", Some("reader"), None).await;
+    assert_eq!(
+        (status, &body["state"]),
+        (StatusCode::OK, &json!("starting"))
+    );
+
+    submit(
+        &h,
+        "chain-a",
+        Some("token-a"),
+        json!({ "blocks": [block(1, 1)] }),
+    )
+    .await;
+    anchorer.step().expect("step");
+    h.fake.mine(1);
+    anchorer.step().expect("step");
+    for (token, status) in [
+        (None, StatusCode::UNAUTHORIZED),
+        (Some("token-a"), StatusCode::FORBIDDEN),
+        (Some("admin"), StatusCode::OK),
+    ] {
+        let (got, _) = call(&h, Method::GET, "/v1/anchoring", token, None).await;
+        assert_eq!(got, status, "{token:?}");
+    }
+    let (_, v) = call(&h, Method::GET, "/v1/anchoring", Some("reader"), None).await;
+    assert_eq!(v["state"], "idle", "{v}");
+    assert_eq!(v["min_blocks_between_anchors"], 1);
+    assert_eq!(v["spending"]["month_anchors"], 1, "{v}");
+    let fee = v["spending"]["month_sat"].as_u64().expect("sat");
+    assert!(fee > 0, "{v}");
+    assert_eq!(v["projected_monthly_anchors"], 4320);
+    // 4320 anchors of the mean vsize at the fallback rate (2 sat/vB).
+    let vsize = v["spending"]["avg_vsize"].as_u64().expect("vsize");
+    assert_eq!(v["projected_monthly_sat"], 4320 * vsize * 2, "{v}");
+}

@@ -9,7 +9,11 @@
 
 use std::path::PathBuf;
 
-use super::{invalid, AuthSection, Config, ConfigError, IbcSection, NodeSection, OtsSection};
+use btc_submitter::FeePolicy;
+
+use super::{
+    invalid, AuthSection, BatchingSection, Config, ConfigError, IbcSection, NodeSection, OtsSection,
+};
 
 /// Every key the environment and flags may set, each with a value of its
 /// type: the defaults, with each optional key filled in (TOML leaves `None`
@@ -47,7 +51,18 @@ pub(super) fn keys() -> Result<toml::Table, ConfigError> {
         chains: ibc_chains,
     } = d.ibc;
     let text = String::new;
+    let fees = FeePolicy {
+        patience_above: Some(1),
+        daily_budget_sat: Some(1),
+        ..d.fees
+    };
+    let batching = BatchingSection {
+        min_blocks_between_anchors: Some(1),
+        ..d.batching.clone()
+    };
     let full = Config {
+        fees,
+        batching,
         node: NodeSection {
             url,
             user: Some(text()),

@@ -142,6 +142,16 @@ pub struct BatchingSection {
     pub early_anchor_at: u64,
     /// Anchors allowed to wait for their first confirmation at once.
     pub max_unconfirmed: usize,
+    /// Blocks from one anchor's block to the next one's while records keep
+    /// arriving (docs/anchoring.md, Cost). Unset: 6 on the mainnets, 1
+    /// (every block) on test networks and in the demo.
+    pub min_blocks_between_anchors: Option<u32>,
+    /// Every record is in a block at most this many blocks after the tip
+    /// it arrived at: an anchor goes out before the cadence (or fee
+    /// patience) would send it when a record would wait longer.
+    pub max_anchor_delay_blocks: u32,
+    /// Tighter budgets for some chains: chain id → blocks.
+    pub max_anchor_delay_blocks_by_chain: BTreeMap<String, u32>,
 }
 
 /// `[limits]`.
@@ -227,6 +237,9 @@ impl Default for BatchingSection {
         BatchingSection {
             early_anchor_at: 100_000,
             max_unconfirmed: 1,
+            min_blocks_between_anchors: None,
+            max_anchor_delay_blocks: 144,
+            max_anchor_delay_blocks_by_chain: BTreeMap::new(),
         }
     }
 }
@@ -284,11 +297,16 @@ pub const MAX_CONFIRMATIONS: u64 = 1000;
 
 /// The allowed range of each numeric key (both ends included); start-up
 /// refuses a value outside it. `docs/operations.md` lists them.
-pub const RANGES: [(&str, u64, u64); 17] = [
+pub const RANGES: [(&str, u64, u64); 22] = [
     ("confirmations", 1, MAX_CONFIRMATIONS),
     ("node.poll_ms", 1, u64::MAX),
     ("batching.early_anchor_at", 1, u64::MAX),
     ("batching.max_unconfirmed", 1, u64::MAX),
+    ("batching.min_blocks_between_anchors", 1, 1000),
+    ("batching.max_anchor_delay_blocks", 1, 100_000),
+    ("batching.max_anchor_delay_blocks_by_chain", 1, 100_000),
+    ("fees.patience_above", 1, u64::MAX),
+    ("fees.daily_budget_sat", 1, u64::MAX),
     ("limits.max_body_bytes", 1, u64::MAX),
     ("limits.max_records_per_request", 1, u64::MAX),
     // The limiter refills one request every 10^9 / rate ns: above 10^9
@@ -448,6 +466,10 @@ impl Config {
             ),
             ("node.poll_ms", self.node.poll_ms),
             (
+                "batching.max_anchor_delay_blocks",
+                u64::from(self.batching.max_anchor_delay_blocks),
+            ),
+            (
                 "opentimestamps.digests_per_second",
                 u64::from(self.opentimestamps.digests_per_second),
             ),
@@ -462,7 +484,40 @@ impl Config {
         ] {
             in_range(key, key, v)?;
         }
+        for (key, v) in [
+            (
+                "batching.min_blocks_between_anchors",
+                self.batching.min_blocks_between_anchors.map(u64::from),
+            ),
+            ("fees.patience_above", fees.patience_above),
+            ("fees.daily_budget_sat", fees.daily_budget_sat),
+        ] {
+            if let Some(v) = v {
+                in_range(key, key, v)?;
+            }
+        }
+        let mut chain_delay_blocks = BTreeMap::new();
+        for (chain, &blocks) in &self.batching.max_anchor_delay_blocks_by_chain {
+            let key = format!("batching.max_anchor_delay_blocks_by_chain.{chain}");
+            let id = ChainId::new(chain.clone()).map_err(|e| invalid(&key, e))?;
+            in_range(
+                &key,
+                "batching.max_anchor_delay_blocks_by_chain",
+                u64::from(blocks),
+            )?;
+            chain_delay_blocks.insert(id, blocks);
+        }
         let mut anchor = AnchorConfig::new(network);
+        anchor.cadence = btc_submitter::Cadence {
+            min_blocks_between_anchors: self.batching.min_blocks_between_anchors.unwrap_or(
+                match network {
+                    AnchorNetwork::Bitcoin | AnchorNetwork::Litecoin => 6,
+                    _ => 1,
+                },
+            ),
+            max_anchor_delay_blocks: self.batching.max_anchor_delay_blocks,
+            chain_delay_blocks,
+        };
         anchor.tag = tag;
         anchor.confirmations = self.confirmations;
         anchor.early_anchor_at = self.batching.early_anchor_at;

@@ -237,3 +237,62 @@ fn trusted_proxies_are_cidrs() {
         assert!(e.to_string().contains("trusted_proxies"), "{bad}: {e}");
     }
 }
+
+#[test]
+fn anchoring_cost_settings_are_read_checked_and_default_by_network() {
+    let s = validated(&[]).expect("defaults");
+    assert_eq!(s.anchor.cadence.min_blocks_between_anchors, 1, "regtest");
+    assert_eq!(s.anchor.cadence.max_anchor_delay_blocks, 144);
+    let s = validated(&[("BTCTS_NETWORK", "bitcoin")]).expect("mainnet");
+    assert_eq!(s.anchor.cadence.min_blocks_between_anchors, 6, "mainnet");
+    let s = validated(&[
+        ("BTCTS_NETWORK", "bitcoin"),
+        ("BTCTS_BATCHING_MIN_BLOCKS_BETWEEN_ANCHORS", "1"),
+        ("BTCTS_FEES_PATIENCE_ABOVE", "20"),
+        ("BTCTS_FEES_DAILY_BUDGET_SAT", "100000"),
+    ])
+    .expect("from the environment");
+    assert_eq!(s.anchor.cadence.min_blocks_between_anchors, 1);
+    assert_eq!(s.anchor.fees.patience_above, Some(20));
+    assert_eq!(s.anchor.fees.daily_budget_sat, Some(100_000));
+    for (var, key) in [
+        (
+            "BTCTS_BATCHING_MIN_BLOCKS_BETWEEN_ANCHORS",
+            "batching.min_blocks_between_anchors",
+        ),
+        (
+            "BTCTS_BATCHING_MAX_ANCHOR_DELAY_BLOCKS",
+            "batching.max_anchor_delay_blocks",
+        ),
+        ("BTCTS_FEES_PATIENCE_ABOVE", "fees.patience_above"),
+        ("BTCTS_FEES_DAILY_BUDGET_SAT", "fees.daily_budget_sat"),
+    ] {
+        let err = validated(&[(var, "0")]).expect_err("0 is refused");
+        assert!(err.to_string().contains(key), "{var}: {err}");
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("btcts.toml");
+    let file = |text: &str| {
+        std::fs::write(&path, text).expect("write");
+        Config::load(
+            Some(&path),
+            env(&[("BTCTS_NODE_USER", "u"), ("BTCTS_NODE_PASSWORD", "p")]),
+        )
+        .and_then(|c| c.validate())
+    };
+    let s = file("[batching.max_anchor_delay_blocks_by_chain]\n\"fast-1\" = 2\n").expect("valid");
+    let fast = ChainId::new("fast-1").expect("id");
+    assert_eq!(s.anchor.cadence.chain_delay_blocks.get(&fast), Some(&2));
+    for bad in [
+        "[batching.max_anchor_delay_blocks_by_chain]\n\"fast-1\" = 0\n",
+        "[batching.max_anchor_delay_blocks_by_chain]\n\"no spaces\" = 2\n",
+    ] {
+        let err = file(bad).expect_err(bad);
+        assert!(
+            err.to_string()
+                .contains("batching.max_anchor_delay_blocks_by_chain"),
+            "{bad}: {err}"
+        );
+    }
+}

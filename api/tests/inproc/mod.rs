@@ -87,6 +87,7 @@ pub fn harness_full(
         tips: None,
         ots,
         ibc: Default::default(),
+        anchoring: None,
     });
     Harness {
         _dir: dir,
