@@ -29,8 +29,11 @@ async fn schemathesis_finds_no_server_error_or_spec_violation() -> Result<()> {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let out = tokio::task::spawn_blocking({
         let url = daemon.url.clone();
+        // Its cache (`.schemathesis/`) goes to the temp dir, not the repo.
+        let cwd = dir.path().to_owned();
         move || {
             Command::new(st)
+                .current_dir(cwd)
                 .args(["run", &format!("{url}/openapi.json"), "--url", &url])
                 .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance"])
                 .args(["--max-examples", "40", "--seed", "1", "--no-color"])
