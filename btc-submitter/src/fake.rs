@@ -345,6 +345,10 @@ impl BitcoinNode for FakeNode {
         Ok(self.live()?.fee_estimate)
     }
 
+    fn wallet_balance_sat(&self) -> Result<u64, NodeError> {
+        Ok(self.live()?.coins.iter().map(|(_, v)| v).sum())
+    }
+
     fn fund_and_sign(
         &self,
         script: &bitcoin::Script,
@@ -540,6 +544,10 @@ impl<N: BitcoinNode> BitcoinNode for Hooked<N> {
     fn estimate_fee_rate(&self, blocks: u16) -> Result<Option<u64>, NodeError> {
         (self.hook)(Event::Call("estimate_fee_rate"))?;
         self.inner.estimate_fee_rate(blocks)
+    }
+    fn wallet_balance_sat(&self) -> Result<u64, NodeError> {
+        (self.hook)(Event::Call("wallet_balance_sat"))?;
+        self.inner.wallet_balance_sat()
     }
     fn fund_and_sign(
         &self,

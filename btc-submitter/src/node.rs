@@ -113,6 +113,10 @@ pub trait BitcoinNode: Send + Sync {
 
     /// Where the wallet transaction `txid` stands.
     fn tx_status(&self, txid: &Txid) -> Result<TxStatus, NodeError>;
+
+    /// The wallet's spendable balance in sat: confirmed plus its own
+    /// unconfirmed change (what funds the next anchors). Read-only.
+    fn wallet_balance_sat(&self) -> Result<u64, NodeError>;
 }
 
 impl<T: BitcoinNode + ?Sized> BitcoinNode for std::sync::Arc<T> {
@@ -150,5 +154,8 @@ impl<T: BitcoinNode + ?Sized> BitcoinNode for std::sync::Arc<T> {
     }
     fn tx_status(&self, txid: &Txid) -> Result<TxStatus, NodeError> {
         (**self).tx_status(txid)
+    }
+    fn wallet_balance_sat(&self) -> Result<u64, NodeError> {
+        (**self).wallet_balance_sat()
     }
 }

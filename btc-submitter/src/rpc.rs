@@ -189,6 +189,18 @@ impl BitcoinNode for CoreRpcNode {
             .map(|per_kvb| per_kvb.to_sat().div_ceil(1000)))
     }
 
+    fn wallet_balance_sat(&self) -> Result<u64, NodeError> {
+        // `getbalances` (Bitcoin Core ≥ 0.19, litecoind 0.21): trusted is
+        // confirmed plus our own unconfirmed change.
+        let v: Value = self.call("getbalances", &[])?;
+        let trusted = v["mine"]["trusted"]
+            .as_f64()
+            .ok_or_else(|| NodeError::Permanent(format!("getbalances answered {v}")))?;
+        Amount::from_btc(trusted)
+            .map(Amount::to_sat)
+            .map_err(|e| NodeError::Permanent(format!("getbalances: {e}")))
+    }
+
     fn fund_and_sign(
         &self,
         script: &bitcoin::Script,
