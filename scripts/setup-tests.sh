@@ -29,6 +29,14 @@ if ! command -v jq >/dev/null 2>&1; then
   need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null
 fi
 
+# chromium: the status page is checked in a real headless browser
+# (api/tests/dev.rs, api/tests/status_page).
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "setup: installing chromium (headless, for the status page test; ~2 minutes)"
+  need_root apt-get update -qq
+  need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
 for component in rustfmt clippy; do
   if ! rustup component list --installed 2>/dev/null | grep -q "^${component}"; then
     echo "setup: installing rustup component ${component}"

@@ -16,6 +16,7 @@ mod ready;
 mod routes;
 pub use routes::parse_submission;
 pub mod server;
+pub mod status;
 mod verify_cmd;
 
 use std::ffi::OsString;

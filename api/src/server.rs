@@ -81,7 +81,7 @@ impl std::fmt::Debug for AppState {
 pub const OPENAPI: &str = include_str!("../../openapi/openapi.json");
 
 /// Every route the router serves: the OpenAPI test holds the spec to this list.
-pub const ROUTES: [(&str, &str); 15] = [
+pub const ROUTES: [(&str, &str); 17] = [
     ("post", "/v1/chains/{chain_id}/blocks"),
     ("get", "/v1/chains/{chain_id}/blocks/{height}"),
     ("get", "/v1/chains/{chain_id}/status"),
@@ -91,6 +91,8 @@ pub const ROUTES: [(&str, &str); 15] = [
     ("get", "/v1/records/{id}/proof"),
     ("get", "/v1/batches/{seq}"),
     ("get", "/v1/anchoring"),
+    ("get", "/"),
+    ("get", "/status"),
     ("post", "/digest"),
     ("get", "/timestamp/{commitment}"),
     ("get", "/healthz"),
@@ -114,7 +116,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/records/{id}", get(routes::get_record))
         .route("/v1/records/{id}/proof", get(routes::get_proof))
         .route("/v1/batches/{seq}", get(routes::batch))
-        .route("/v1/anchoring", get(routes::anchoring));
+        .route("/v1/anchoring", get(routes::anchoring))
+        .route("/", get(crate::status::page))
+        .route("/status", get(crate::status::json));
     let v1 = if state.ots.calendar {
         // Digests become durable records: each client has a quota of its
         // own, on top of the request rate below.

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 
+mod status_page;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_confirms_a_record_and_stops_on_ctrl_c() -> Result<()> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -118,6 +120,7 @@ async fn the_demo_confirms_a_record_and_stops_on_ctrl_c() -> Result<()> {
         printed.contains("curl -s -X POST") && printed.contains("btcts -- verify --network "),
         "{printed}"
     );
+    status_page::check(&url, &client, &token).await?;
 
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])

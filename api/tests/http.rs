@@ -790,3 +790,36 @@ async fn v1_anchoring_reports_the_loop_behind_the_read_token() {
     let vsize = v["spending"]["avg_vsize"].as_u64().expect("vsize");
     assert_eq!(v["projected_monthly_sat"], 4320 * vsize * 2, "{v}");
 }
+
+#[tokio::test]
+async fn the_status_page_is_html_without_scripts_and_a_read_like_the_others() {
+    let mut h = harness(|_| {});
+    submit(
+        &h,
+        "chain-a",
+        Some("token-a"),
+        json!({ "blocks": [block(1, 1)] }),
+    )
+    .await;
+    inproc::anchor_to_depth(&h, 2);
+    let (status, content_type, body) = call_raw(&h, Method::GET, "/", None, vec![]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    let page = String::from_utf8(body).expect("utf-8");
+    assert!(page.contains("<h1>btcts status</h1>") && !page.contains("<script"));
+    let (status, v) = call(&h, Method::GET, "/status", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let txid = v["batches"][0]["txid"].as_str().expect("txid");
+    assert!(page.contains(txid), "the batch's txid is on the page");
+    assert_eq!(v["batches"][0]["state"], "confirmed", "{v}");
+    assert_eq!(v["chains"][0]["latest_confirmed_height"], 1, "{v}");
+
+    let state = Arc::get_mut(&mut h.state).expect("unique");
+    state.credentials.read = Some(TokenHash::of("reader"));
+    for path in ["/", "/status"] {
+        let (status, _) = call(&h, Method::GET, path, None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        let (status, _) = call(&h, Method::GET, path, Some("reader"), None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+}
