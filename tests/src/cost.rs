@@ -255,3 +255,37 @@ pub fn daily_budget(chain: &FakeChain) -> Result<()> {
     ensure!(a.view().get().state != "budget_exhausted");
     Ok(())
 }
+
+/// After a restart the loop cannot know how long pending records waited:
+/// it counts their budget as spent and anchors them at once, against the
+/// cadence. Without the restart the same record waits for the cadence.
+pub fn restart_anchors_what_waited<C: TestChain>(chain: &C) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (store, _) = store_with_records(dir.path(), 1)?;
+    let mut cfg = config(chain.network());
+    cfg.cadence.min_blocks_between_anchors = 6;
+    cfg.cadence.max_anchor_delay_blocks = 3;
+    let clock: Arc<dyn Clock> = Arc::new(FixedClock::new(DEC_1_10H));
+    let mut a = anchorer(chain, &store, cfg.clone(), clock.clone())?;
+    a.step()?;
+    chain.mine(3)?;
+    a.step()?;
+    ensure!(
+        anchor_blocks(&store)?.len() == 1,
+        "the first anchor is mined"
+    );
+    submit(&store, "c", 1)?;
+    a.step()?;
+    ensure!(
+        store.anchor(BatchSeq(1))?.is_none(),
+        "running on: the record waits for the cadence"
+    );
+    drop(a);
+    let mut b = anchorer(chain, &store, cfg, clock)?;
+    b.step()?;
+    ensure!(
+        store.anchor(BatchSeq(1))?.is_some(),
+        "after a restart the record is anchored at once"
+    );
+    Ok(())
+}

@@ -180,3 +180,8 @@ fn fake_fee_patience_waits_within_the_budget() -> anyhow::Result<()> {
 fn fake_daily_budget_pauses_anchoring_until_the_next_day() -> anyhow::Result<()> {
     cost::daily_budget(&FakeChain::default())
 }
+
+#[test]
+fn fake_a_restart_anchors_what_was_pending_at_once() -> anyhow::Result<()> {
+    cost::restart_anchors_what_waited(&FakeChain::default())
+}
