@@ -37,6 +37,14 @@ if ! command -v chromium >/dev/null 2>&1; then
   need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
+# promtool (Debian's prometheus package): api/tests/metrics.rs checks
+# contrib/prometheus/alerts.yml with `promtool check rules`.
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "setup: installing prometheus (for promtool, checking the alert rules)"
+  need_root apt-get update -qq
+  need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+fi
+
 for component in rustfmt clippy; do
   if ! rustup component list --installed 2>/dev/null | grep -q "^${component}"; then
     echo "setup: installing rustup component ${component}"
