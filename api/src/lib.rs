@@ -9,6 +9,7 @@ pub mod error;
 mod feed_cmd;
 pub mod ibc;
 pub mod listener;
+mod manual;
 mod proof_cmd;
 pub mod ratelimit;
 mod reads;
@@ -75,6 +76,12 @@ enum Command {
     /// submit each block (height, header hash, validators hash), resuming
     /// from a cursor file; `--status` shows the cursor and the lag.
     Feed(feed_cmd::FeedArgs),
+    /// Print a shell completion script: `btcts completions bash >
+    /// /etc/bash_completion.d/btcts` (also zsh, fish, elvish, powershell).
+    Completions(manual::CompletionsArgs),
+    /// Print the man page `btcts(1)`, or with --dir write one page per
+    /// command there (`man -l btcts.1`, or install into a man1 directory).
+    Man(manual::ManArgs),
 }
 
 /// Arguments of `btcts serve`.
@@ -135,6 +142,8 @@ where
         Command::Proof(args) => report(proof_cmd::run(&args, out), err),
         Command::Ibc(command) => report(ibc::run(&command, out), err),
         Command::Feed(args) => report(feed_cmd::run(&args, out), err),
+        Command::Completions(args) => report(manual::completions(&args, out), err),
+        Command::Man(args) => report(manual::man(&args, out), err),
         Command::Token(TokenCommand::New { chain }) => {
             report(token_new(chain.as_deref(), out), err)
         }
