@@ -37,12 +37,7 @@ pub struct DevArgs {
 
 pub fn run(args: &DevArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let kind = NodeKind::detect();
-    writeln!(
-        out,
-        "btcts dev: starting a regtest {} and mining 101 blocks to a fresh wallet…",
-        kind.binary()
-    )?;
-    let node = Arc::new(RegtestNode::start_kind(kind)?);
+    let node = Arc::new(start_node(kind, out)?);
     let data = tempfile::Builder::new().prefix("btcts-dev-").tempdir()?;
     let (token, hash) = auth::new_token().map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     let mut credentials = Credentials::default();
@@ -69,6 +64,12 @@ pub fn run(args: &DevArgs, out: &mut impl Write) -> anyhow::Result<()> {
         ots: crate::config::OtsSettings::default(),
         ibc: None,
     };
+    writeln!(
+        out,
+        "btcts dev: starting the service on 127.0.0.1:{} (store in {})…",
+        args.port,
+        data.path().display()
+    )?;
     banner(out, args, kind, &token)?;
     out.flush()?;
     let (runtime, metrics) = crate::daemon_runtime()?;
@@ -92,6 +93,27 @@ pub fn run(args: &DevArgs, out: &mut impl Write) -> anyhow::Result<()> {
         "btcts dev: stopped; the regtest node and its data are gone."
     )?;
     Ok(())
+}
+
+/// Starts the regtest node, saying what happens and how long it took: a
+/// new user otherwise stares at a silent terminal.
+fn start_node(kind: NodeKind, out: &mut impl Write) -> anyhow::Result<RegtestNode> {
+    writeln!(
+        out,
+        "btcts dev: starting a regtest {} in a temporary directory and funding the wallet \
+         `btcts` (101 blocks mined, 50 coins spendable; a few seconds)…",
+        kind.binary()
+    )?;
+    out.flush()?;
+    let started = std::time::Instant::now();
+    let node = RegtestNode::start_kind(kind)?;
+    writeln!(
+        out,
+        "btcts dev: node ready and wallet funded in {:.1} s ({}).",
+        started.elapsed().as_secs_f64(),
+        node.rpc_url()
+    )?;
+    Ok(node)
 }
 
 async fn mine_every(node: Arc<RegtestNode>, interval: Duration) {
