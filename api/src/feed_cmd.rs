@@ -22,12 +22,20 @@ pub struct FeedArgs {
     /// The chain id the node reports, if not the same as --chain-id.
     #[arg(long)]
     node_chain_id: Option<String>,
-    /// The node's Cosmos SDK gRPC endpoint.
+    /// The node's Cosmos SDK gRPC endpoint (`http://` or `https://`).
     #[arg(long, default_value = "http://127.0.0.1:9090")]
     grpc: String,
-    /// btcts's base URL.
+    /// A PEM file of CA certificates to trust for an https:// --grpc,
+    /// besides the webpki and system roots.
+    #[arg(long, value_name = "PEM")]
+    grpc_ca: Option<PathBuf>,
+    /// btcts's base URL (`http://` or `https://`).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     btcts: String,
+    /// A PEM file of CA certificates to trust for an https:// --btcts,
+    /// besides the system roots.
+    #[arg(long, value_name = "PEM")]
+    btcts_ca: Option<PathBuf>,
     /// A file holding the chain's submit token (else BTCTS_FEED_TOKEN).
     #[arg(long)]
     token_file: Option<PathBuf>,
@@ -69,6 +77,8 @@ impl FeedArgs {
             node_chain_id: self.node_chain_id.clone(),
             grpc: self.grpc.clone(),
             btcts: self.btcts.clone(),
+            grpc_ca: self.grpc_ca.clone(),
+            btcts_ca: self.btcts_ca.clone(),
             cursor_file: self.cursor_file.clone(),
             state_dir: self.state_dir.clone(),
             from: Some(self.from),

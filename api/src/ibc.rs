@@ -104,7 +104,7 @@ fn open_with(chain: &IbcChain, keys: &[SecretKey]) -> anyhow::Result<(Relay, Ibc
         format!("the solo-machine signer of {id} was set up with another key than ibc.key_file")
     })?);
     let store = RelayStore::open(&chain.relay_store)?;
-    let node = GrpcNode::new(&chain.relay.grpc)?;
+    let node = GrpcNode::with_ca(&chain.relay.grpc, chain.grpc_ca.as_deref())?;
     let account = ibc_relay::signer::read_key_file(&chain.account_key_file)?;
     let relay = Relay::new(
         chain.relay.clone(),

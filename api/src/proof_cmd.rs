@@ -9,9 +9,13 @@ use std::path::PathBuf;
 pub struct ProofArgs {
     /// The record id (its leaf hash, 64 hex characters).
     id: String,
-    /// The btcts server.
+    /// The btcts server (`http://` or `https://`).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     url: String,
+    /// A PEM file of CA certificates to trust for an https:// --url,
+    /// besides the system roots.
+    #[arg(long, value_name = "PEM")]
+    ca: Option<PathBuf>,
     /// Write the proof here instead of standard output (for --ots and
     /// --leaf the default is `<id>.ots` / `<id>.leaf`).
     #[arg(long, short)]
@@ -28,6 +32,19 @@ pub struct ProofArgs {
     leaf: bool,
 }
 
+/// `e` and its causes: reqwest's own message leaves out why a connection
+/// failed ("invalid peer certificate: UnknownIssuer").
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 pub fn run(args: &ProofArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let id: aggregator::LeafHash = args.id.parse()?;
     let format = match (args.ots, args.leaf) {
@@ -39,15 +56,23 @@ pub fn run(args: &ProofArgs, out: &mut impl Write) -> anyhow::Result<()> {
         "{}/v1/records/{id}/proof?format={format}",
         args.url.trim_end_matches('/')
     );
+    let ca = match &args.ca {
+        Some(path) => Some(btcts_feeder::CaFile::read("--ca", path)?),
+        None => None,
+    };
+    let client = btcts_feeder::client_builder(ca.as_ref())?.build()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let body = runtime.block_on(async {
-        let mut req = reqwest::Client::new().get(&url);
+        let mut req = client.get(&url);
         if let Some(t) = &args.token {
             req = req.bearer_auth(t);
         }
-        let response = req.send().await?;
+        let response = req
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{url}: {}", causes(&e)))?;
         let status = response.status();
         let body = response.bytes().await?;
         if !status.is_success() {

@@ -75,6 +75,63 @@ impl Token {
     }
 }
 
+/// Extra CA certificates (PEM) trusted for one endpoint, besides the
+/// system's roots. Its `Debug` shows the path only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CaFile {
+    path: PathBuf,
+    pem: Vec<u8>,
+}
+
+impl fmt::Debug for CaFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CaFile").field(&self.path).finish()
+    }
+}
+
+impl CaFile {
+    /// The certificates in the PEM file at `path` (the flag `option` is
+    /// named in errors). Refuses a file without a certificate.
+    pub fn read(option: &'static str, path: &Path) -> Result<CaFile, ConfigError> {
+        let pem = std::fs::read(path).map_err(|e| {
+            ConfigError::new(option, format!("cannot read {}: {e}", path.display()))
+        })?;
+        CaFile::from_pem(option, path, pem)
+    }
+
+    /// Certificates already read from `path`.
+    pub fn from_pem(
+        option: &'static str,
+        path: &Path,
+        pem: Vec<u8>,
+    ) -> Result<CaFile, ConfigError> {
+        use rustls::pki_types::{pem::PemObject, CertificateDer};
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ConfigError::new(option, format!("{}: {e}", path.display())))?;
+        if certs.is_empty() {
+            return Err(ConfigError::new(
+                option,
+                format!("{}: no PEM certificate in it", path.display()),
+            ));
+        }
+        Ok(CaFile {
+            path: path.to_owned(),
+            pem,
+        })
+    }
+
+    /// The file it was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The PEM text.
+    pub fn pem(&self) -> &[u8] {
+        &self.pem
+    }
+}
+
 /// The options as given (flags).
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -84,8 +141,12 @@ pub struct Options {
     pub node_chain_id: Option<String>,
     /// The node's gRPC endpoint (`http://127.0.0.1:9090`).
     pub grpc: String,
-    /// btcts's base URL (`http://127.0.0.1:8080`).
+    /// btcts's base URL (`http://127.0.0.1:8080`, or `https://…`).
     pub btcts: String,
+    /// A PEM file of CAs trusted for `grpc` besides the system's roots.
+    pub grpc_ca: Option<PathBuf>,
+    /// A PEM file of CAs trusted for `btcts` besides the system's roots.
+    pub btcts_ca: Option<PathBuf>,
     /// The cursor file; or `state_dir`/`<chain id>.cursor`.
     pub cursor_file: Option<PathBuf>,
     /// The directory of the cursor file.
@@ -111,6 +172,8 @@ impl Default for Options {
             node_chain_id: None,
             grpc: "http://127.0.0.1:9090".into(),
             btcts: "http://127.0.0.1:8080".into(),
+            grpc_ca: None,
+            btcts_ca: None,
             cursor_file: None,
             state_dir: None,
             from: None,
@@ -134,6 +197,10 @@ pub struct Config {
     pub grpc: String,
     /// btcts's base URL, without a trailing `/`.
     pub btcts: String,
+    /// Extra CAs for `grpc`.
+    pub grpc_ca: Option<CaFile>,
+    /// Extra CAs for `btcts`.
+    pub btcts_ca: Option<CaFile>,
     /// The cursor file.
     pub cursor_file: PathBuf,
     /// Where to start without a cursor.
@@ -172,16 +239,23 @@ impl ConfigError {
 }
 
 fn http_url(option: &'static str, url: &str) -> Result<String, ConfigError> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        ConfigError::new(
-            option,
-            format!("expected http://host:port, got {url:?} (TLS is not built in: use a local tunnel or proxy)"),
-        )
-    })?;
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| {
+            ConfigError::new(
+                option,
+                format!("expected http://host:port or https://host:port, got {url:?}"),
+            )
+        })?;
     if rest.trim_end_matches('/').is_empty() || rest.contains(char::is_whitespace) {
         return Err(ConfigError::new(option, format!("no host in {url:?}")));
     }
     Ok(url.trim_end_matches('/').to_owned())
+}
+
+fn ca_file(option: &'static str, path: Option<&Path>) -> Result<Option<CaFile>, ConfigError> {
+    path.map(|p| CaFile::read(option, p)).transpose()
 }
 
 impl Options {
@@ -226,6 +300,8 @@ impl Options {
             chain_id,
             grpc: http_url("--grpc", &self.grpc)?,
             btcts: http_url("--btcts", &self.btcts)?,
+            grpc_ca: ca_file("--grpc-ca", self.grpc_ca.as_deref())?,
+            btcts_ca: ca_file("--btcts-ca", self.btcts_ca.as_deref())?,
             cursor_file,
             start: self.from.unwrap_or(Start::Height(1)),
             every: self.every,
@@ -294,12 +370,20 @@ mod tests {
                 "--batch",
             ),
             (
-                "https",
+                "not http",
                 Options {
-                    btcts: "https://x".into(),
+                    btcts: "ftp://x".into(),
                     ..options()
                 },
                 "--btcts",
+            ),
+            (
+                "missing CA file",
+                Options {
+                    btcts_ca: Some("/nonexistent/ca.pem".into()),
+                    ..options()
+                },
+                "--btcts-ca",
             ),
             (
                 "no host",
@@ -333,6 +417,23 @@ mod tests {
         assert_eq!(c.cursor_file, PathBuf::from("/var/lib/feed/chain-a.cursor"));
         assert_eq!(c.node_chain_id, "chain-a");
         assert_eq!((c.start, c.every, c.batch), (Start::Height(1), 1, 1000));
+        let c = Options {
+            btcts: "https://btcts.example/".into(),
+            grpc: "https://rpc.example:9090".into(),
+            ..options()
+        }
+        .validate()
+        .expect("https is allowed");
+        assert_eq!(c.btcts, "https://btcts.example");
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_a_certificate() {
+        let path = Path::new("ca.pem");
+        let e = CaFile::from_pem("--grpc-ca", path, b"not a certificate".to_vec())
+            .expect_err("no certificate");
+        assert_eq!(e.option, "--grpc-ca");
+        assert!(e.reason.contains("no PEM certificate"), "{e}");
     }
 
     #[test]

@@ -11,9 +11,10 @@ use cosmos_sdk_proto::cosmos::base::tendermint::v1beta1::service_client::Service
 use cosmos_sdk_proto::cosmos::base::tendermint::v1beta1::{
     GetBlockByHeightRequest, GetBlockByHeightResponse, GetLatestBlockRequest,
 };
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::Code;
 
+use crate::config::CaFile;
 use crate::source::{BlockSource, ChainBlock, ChainTip, SourceError};
 
 /// How long one gRPC call may take.
@@ -28,13 +29,28 @@ pub struct GrpcSource {
 }
 
 impl GrpcSource {
-    /// The node at `url` (`http://host:port`). Connects lazily, so a node
-    /// that is down now is reached once it is up. Needs a Tokio runtime.
-    pub fn new(url: &str) -> Result<GrpcSource, SourceError> {
-        let endpoint = Endpoint::from_shared(url.to_owned())
+    /// The node at `url` (`http://host:port`, or `https://host:port`
+    /// trusting the system's and the webpki roots and `ca`). Connects
+    /// lazily, so a node that is down now is reached once it is up. Needs
+    /// a Tokio runtime.
+    pub fn new(url: &str, ca: Option<&CaFile>) -> Result<GrpcSource, SourceError> {
+        let mut endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(|e| SourceError::Protocol(format!("gRPC URL {url:?}: {e}")))?
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(CALL_TIMEOUT);
+        if url.starts_with("https://") {
+            let mut tls = ClientTlsConfig::new().with_webpki_roots();
+            if let Some(ca) = ca {
+                tls = tls.ca_certificate(Certificate::from_pem(ca.pem()));
+            }
+            // The system's roots too, where it has a store.
+            endpoint = match endpoint.clone().tls_config(tls.clone().with_native_roots()) {
+                Ok(e) => e,
+                Err(_) => endpoint
+                    .tls_config(tls)
+                    .map_err(|e| SourceError::Protocol(format!("gRPC TLS for {url}: {e}")))?,
+            };
+        }
         Ok(GrpcSource {
             channel: endpoint.connect_lazy(),
         })

@@ -3,14 +3,19 @@
 //! staker_set_digest}]}`, answered `202 {"records":[{id, status, duplicate,
 //! conflict}]}` in request order. Errors carry `{"code","message"}`; 429 and
 //! 503 carry `Retry-After` (seconds).
+//!
+//! [`client_builder`] is the HTTP(S) client of every btcts command that
+//! talks to a btcts server: rustls with the `ring` provider, the system's
+//! roots (through the platform verifier) plus an optional [`CaFile`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aggregator::{ChainId, Height, PosBlockHash, StakerSetDigest};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde::{Deserialize, Serialize};
 
-use crate::config::Token;
+use crate::config::{CaFile, Token};
 use crate::sink::{RecordAck, Sink, SinkError};
 use crate::source::ChainBlock;
 
@@ -27,10 +32,40 @@ pub struct HttpSink {
     token: Token,
 }
 
+/// Why no HTTPS client could be built.
+#[derive(Debug, thiserror::Error)]
+#[error("TLS set-up: {0}")]
+pub struct TlsSetupError(String);
+
+/// A reqwest client builder that speaks HTTPS through rustls (`ring`),
+/// trusting the system's roots and the certificates of `ca`.
+pub fn client_builder(ca: Option<&CaFile>) -> Result<reqwest::ClientBuilder, TlsSetupError> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let extra = match ca {
+        Some(ca) => CertificateDer::pem_slice_iter(ca.pem())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| TlsSetupError(format!("{}: {e}", ca.path().display())))?,
+        None => Vec::new(),
+    };
+    let verifier =
+        rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider.clone())
+            .map_err(|e| TlsSetupError(format!("certificate verifier: {e}")))?;
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsSetupError(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    Ok(reqwest::Client::builder().tls_backend_preconfigured(config))
+}
+
 impl HttpSink {
-    /// btcts at `base` (`http://127.0.0.1:8080`), submitting with `token`.
-    pub fn new(base: &str, token: Token) -> Result<HttpSink, SinkError> {
-        let client = reqwest::Client::builder()
+    /// btcts at `base` (`http://127.0.0.1:8080` or `https://…`, trusting
+    /// `ca` besides the system's roots), submitting with `token`.
+    pub fn new(base: &str, token: Token, ca: Option<&CaFile>) -> Result<HttpSink, SinkError> {
+        let client = client_builder(ca)
+            .map_err(|e| SinkError::Protocol(e.to_string()))?
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
             .build()

@@ -24,11 +24,11 @@ mod source;
 use std::future::Future;
 
 pub use aggregator::Height;
-pub use config::{Config, ConfigError, Options, Start, Token, DEFAULT_BATCH};
+pub use config::{CaFile, Config, ConfigError, Options, Start, Token, DEFAULT_BATCH};
 pub use cursor::{Cursor, CursorError};
 pub use feeder::{FeedError, Feeder, Posted, Step};
 pub use grpc::GrpcSource;
-pub use http::HttpSink;
+pub use http::{client_builder, HttpSink, TlsSetupError};
 pub use sink::{RecordAck, Sink, SinkError};
 pub use source::{BlockSource, ChainBlock, ChainTip, SourceError};
 
@@ -40,8 +40,8 @@ pub async fn run(
     token: Token,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), FeedError> {
-    let source = GrpcSource::new(&config.grpc)?;
-    let sink = HttpSink::new(&config.btcts, token)?;
+    let source = GrpcSource::new(&config.grpc, config.grpc_ca.as_ref())?;
+    let sink = HttpSink::new(&config.btcts, token, config.btcts_ca.as_ref())?;
     tracing::info!(
         chain = %config.chain_id,
         grpc = %config.grpc,
@@ -76,7 +76,7 @@ impl Status {
 /// Reads the cursor of `config`'s chain and asks its node for the tip.
 pub async fn status(config: &Config) -> Result<Status, CursorError> {
     let cursor = Cursor::new(&config.cursor_file, config.chain_id.clone()).load()?;
-    let tip = match GrpcSource::new(&config.grpc) {
+    let tip = match GrpcSource::new(&config.grpc, config.grpc_ca.as_ref()) {
         Ok(source) => source.tip().await,
         Err(e) => Err(e),
     };

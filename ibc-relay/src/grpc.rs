@@ -19,7 +19,7 @@ use cosmos_sdk_proto::cosmos::base::tendermint::v1beta1::GetLatestBlockRequest;
 use cosmos_sdk_proto::cosmos::tx::v1beta1::service_client::ServiceClient as TxClient;
 use cosmos_sdk_proto::cosmos::tx::v1beta1::{BroadcastMode, BroadcastTxRequest, GetTxRequest};
 use prost::{Message, Name};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::Code;
 
 mod btcts_query;
@@ -162,6 +162,12 @@ impl GrpcNode {
     /// A node at `url` (`http://host:port`). Connects lazily: a node that is
     /// down now is reached once it is up.
     pub fn new(url: &str) -> Result<GrpcNode, ChainError> {
+        GrpcNode::with_ca(url, None)
+    }
+
+    /// A node at `url`; an `https://` one is trusted through the webpki
+    /// roots, the system's roots and the PEM certificates in `ca_pem`.
+    pub fn with_ca(url: &str, ca_pem: Option<&[u8]>) -> Result<GrpcNode, ChainError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -170,6 +176,12 @@ impl GrpcNode {
             .map_err(|e| ChainError::Protocol(format!("gRPC URL {url:?}: {e}")))?
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(CALL_TIMEOUT);
+        let endpoint = if url.starts_with("https://") {
+            tls(endpoint, ca_pem)
+                .map_err(|e| ChainError::Protocol(format!("gRPC TLS for {url}: {e}")))?
+        } else {
+            endpoint
+        };
         let channel = {
             let _guard = rt.enter();
             endpoint.connect_lazy()
@@ -199,6 +211,22 @@ impl GrpcNode {
             Err(s) if matches!(s.code(), Code::NotFound | Code::Unimplemented) => Ok(None),
             Err(s) => Err(status_error(method, s)),
         }
+    }
+}
+
+/// `endpoint` over TLS: the webpki roots, the system's where it has a
+/// store, and `ca_pem`.
+fn tls(endpoint: Endpoint, ca_pem: Option<&[u8]>) -> Result<Endpoint, tonic::transport::Error> {
+    let mut config = ClientTlsConfig::new().with_webpki_roots();
+    if let Some(pem) = ca_pem {
+        config = config.ca_certificate(Certificate::from_pem(pem));
+    }
+    match endpoint
+        .clone()
+        .tls_config(config.clone().with_native_roots())
+    {
+        Ok(e) => Ok(e),
+        Err(_) => endpoint.tls_config(config),
     }
 }
 

@@ -9,3 +9,4 @@ pub mod golden;
 pub mod network;
 pub mod node;
 pub mod scenarios;
+pub mod tls;

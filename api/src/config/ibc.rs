@@ -50,8 +50,12 @@ impl Default for IbcSection {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct IbcChainSection {
-    /// The chain's gRPC endpoint, `http://host:port`.
+    /// The chain's gRPC endpoint, `http://host:port` or `https://host:port`.
     pub grpc: String,
+    /// A PEM file of CA certificates trusted for an `https://` `grpc`
+    /// besides the webpki and system roots.
+    #[serde(default)]
+    pub grpc_ca_file: Option<PathBuf>,
     /// File holding the relayer account's secp256k1 key (64 hex characters).
     pub account_key_file: PathBuf,
     /// The height of the Bitcoin header the chain's btcts app trusts.
@@ -136,6 +140,8 @@ pub struct IbcChain {
     pub signer_store: PathBuf,
     /// Its relay store.
     pub relay_store: PathBuf,
+    /// The PEM text of `grpc_ca_file`, read at start-up.
+    pub grpc_ca: Option<Vec<u8>>,
 }
 
 impl IbcSettings {
@@ -263,12 +269,22 @@ impl IbcSection {
                     ),
                 ));
             }
-            if !(c.grpc.starts_with("http://") && c.grpc.len() > "http://".len()) {
+            let host = c
+                .grpc
+                .strip_prefix("http://")
+                .or_else(|| c.grpc.strip_prefix("https://"));
+            if host.is_none_or(str::is_empty) {
                 return Err(invalid(
                     &key("grpc"),
-                    "must be http://host:port (TLS is not supported yet: use a local or tunnelled endpoint)",
+                    "must be http://host:port or https://host:port",
                 ));
             }
+            let grpc_ca = match &c.grpc_ca_file {
+                None => None,
+                Some(path) => {
+                    Some(read_ca_file(path).map_err(|e| invalid(&key("grpc_ca_file"), e))?)
+                }
+            };
             let account = ibc_relay::signer::read_key_file(&c.account_key_file)
                 .map_err(|e| invalid(&key("account_key_file"), e))?;
             let public = account.public_key(&bitcoin::secp256k1::Secp256k1::signing_only());
@@ -326,6 +342,7 @@ impl IbcSection {
                 diversifier: format!("{}/{id}", self.diversifier),
                 signer_store: dir.join("signer.redb"),
                 relay_store: dir.join("relay.redb"),
+                grpc_ca,
             });
         }
         Ok(Some(IbcSettings {
@@ -335,6 +352,18 @@ impl IbcSection {
             chains,
         }))
     }
+}
+
+/// The PEM text of a CA file, if it holds a certificate.
+fn read_ca_file(path: &Path) -> Result<Vec<u8>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !pem
+        .windows(b"-----BEGIN CERTIFICATE-----".len())
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    {
+        return Err(format!("{}: no PEM certificate in it", path.display()));
+    }
+    Ok(pem)
 }
 
 #[cfg(test)]
@@ -469,12 +498,16 @@ mod tests {
             ("sources = [\"a\", \"a\"]", "ibc.chains.alpha.sources"),
             ("sources = [\"not a chain\"]", "ibc.chains.alpha.sources"),
             ("deliver = \"some\"", "deliver"),
+            (
+                "grpc_ca_file = \"/nonexistent/ca.pem\"",
+                "ibc.chains.alpha.grpc_ca_file",
+            ),
         ] {
             let err = load(extra).expect_err(extra);
             assert!(err.to_string().contains(key), "{extra}: {err}");
         }
-        let err = load("[ibc.chains.beta]\ngrpc = \"https://x:1\"\naccount_key_file = \"/nope\"\ncheckpoint_height = 1")
-            .expect_err("https");
+        let err = load("[ibc.chains.beta]\ngrpc = \"ftp://x:1\"\naccount_key_file = \"/nope\"\ncheckpoint_height = 1")
+            .expect_err("not http");
         assert!(err.to_string().contains("ibc.chains.beta.grpc"), "{err}");
         let err = load("[ibc.chains.beta]\ngrpc = \"http://x:1\"\ncheckpoint_height = 1")
             .expect_err("missing key file");
