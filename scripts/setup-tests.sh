@@ -45,6 +45,16 @@ if ! command -v promtool >/dev/null 2>&1; then
   need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
 fi
 
+# systemd-analyze and groff: the packaging test (api/tests/packaging.rs)
+# verifies contrib/systemd/btcts.service and renders the man pages.
+for tool_pkg in systemd-analyze:systemd groff:groff-base; do
+  if ! command -v "${tool_pkg%%:*}" >/dev/null 2>&1; then
+    echo "setup: installing ${tool_pkg#*:} (for ${tool_pkg%%:*}, used by the packaging test)"
+    need_root apt-get update -qq
+    need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tool_pkg#*:}" >/dev/null
+  fi
+done
+
 for component in rustfmt clippy; do
   if ! rustup component list --installed 2>/dev/null | grep -q "^${component}"; then
     echo "setup: installing rustup component ${component}"
