@@ -168,6 +168,7 @@ fn the_relay_calls_a_consumer_behind_tls_with_its_ca_and_not_without() {
         .latest_block()
         .expect_err("trusted a test CA it was not given");
     assert!(names_the_certificate(&e.to_string()), "{e}");
+    assert!(e.is_transient(), "retried until the CA is fixed: {e}");
 }
 
 #[tokio::test]
@@ -190,4 +191,5 @@ async fn the_feeder_reads_a_chain_behind_tls_with_its_ca_and_not_without() {
         .await
         .expect_err("trusted a test CA it was not given");
     assert!(names_the_certificate(&e.to_string()), "{e}");
+    assert!(e.is_transient(), "retried until the CA is fixed: {e}");
 }
