@@ -36,6 +36,10 @@ pub struct DevArgs {
 }
 
 pub fn run(args: &DevArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    // BTCTS_LOG_* and BTCTS_LIMITS_* variables apply, as for `btcts serve`.
+    let (env_config, ignored) = Config::load_reporting(None, crate::env_vars())?;
+    crate::logging::init(env_config.log.format);
+    crate::config::warn_ignored(&ignored);
     let kind = NodeKind::detect();
     let node = Arc::new(start_node(kind, out)?);
     let data = tempfile::Builder::new().prefix("btcts-dev-").tempdir()?;
@@ -54,9 +58,8 @@ pub fn run(args: &DevArgs, out: &mut impl Write) -> anyhow::Result<()> {
             auth: RpcAuth::UserPass(user, password),
         },
         anchor,
-        // BTCTS_LIMITS_* variables apply, as for `btcts serve`.
         limits: {
-            let limits = Config::load(None, crate::env_vars())?.limits;
+            let limits = env_config.limits;
             limits.validate()?;
             limits
         },
@@ -72,7 +75,7 @@ pub fn run(args: &DevArgs, out: &mut impl Write) -> anyhow::Result<()> {
     )?;
     banner(out, args, kind, &token)?;
     out.flush()?;
-    let (runtime, metrics) = crate::daemon_runtime()?;
+    let (runtime, metrics) = crate::daemon_runtime(data.path())?;
     let interval = Duration::from_secs(args.block_interval.max(1));
     let exit_after = args.exit_after.map(Duration::from_secs);
     runtime.block_on(async move {

@@ -161,6 +161,7 @@ impl Delivery {
         let poll = self.poll;
         let mut pause = poll;
         let mut halted = false;
+        let mut failed_polls = 0u32;
         while !stopped(shutdown) {
             match self.relay.step(store, node) {
                 Ok(report) => {
@@ -175,6 +176,7 @@ impl Delivery {
                     }
                     pause = poll;
                     halted = false;
+                    failed_polls = 0;
                 }
                 Err(e) => {
                     let kind = if e.is_transient() {
@@ -197,8 +199,12 @@ impl Delivery {
                         e => error!(chain, error = %e, "IBC delivery failed; will retry"),
                     }
                     pause = (pause * 2).min(poll * 32).min(Duration::from_secs(60));
+                    failed_polls = failed_polls.saturating_add(1);
                 }
             }
+            let stuck = halted || failed_polls >= HALTED_AFTER_FAILED_POLLS;
+            metrics::gauge!("btcts_ibc_chain_halted", "chain" => chain.clone())
+                .set(f64::from(u8::from(stuck)));
             let until = std::time::Instant::now() + pause;
             while std::time::Instant::now() < until && !stopped(shutdown) {
                 std::thread::sleep(Duration::from_millis(50));
@@ -206,6 +212,11 @@ impl Delivery {
         }
     }
 }
+
+/// Consecutive failed delivery steps (consumer or node unreachable) after
+/// which `btcts_ibc_chain_halted` reports the chain as halted; a
+/// [`RelayError::Halted`] reports it at once.
+const HALTED_AFTER_FAILED_POLLS: u32 = 5;
 
 /// Whether a loop watching `shutdown` should end: asked to, or nobody is
 /// left to ask (the daemon returned early).

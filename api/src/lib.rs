@@ -9,7 +9,9 @@ pub mod error;
 mod feed_cmd;
 pub mod ibc;
 pub mod listener;
+pub mod logging;
 mod manual;
+pub mod metrics_catalog;
 mod proof_cmd;
 pub mod ratelimit;
 mod reads;
@@ -135,6 +137,9 @@ where
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
+    if !matches!(cli.command, Command::Serve(_) | Command::Dev(_)) {
+        logging::init(config::LogFormat::Text);
+    }
     match cli.command {
         Command::Verify(args) => verify_cmd::run(&args, out, err),
         Command::Serve(args) => report(serve(&args), err),
@@ -183,7 +188,9 @@ fn token_new(chain: Option<&str>, out: &mut impl Write) -> anyhow::Result<()> {
 pub fn load_settings(args: &ServeArgs) -> anyhow::Result<config::Settings> {
     let mut vars: Vec<(String, String)> = env_vars().collect();
     vars.extend(config::flag_overrides(&args.set)?);
-    let mut cfg = config::Config::load(args.config.as_deref(), vars)?;
+    let (mut cfg, ignored) = config::Config::load_reporting(args.config.as_deref(), vars)?;
+    logging::init(cfg.log.format);
+    config::warn_ignored(&ignored);
     if let Some(l) = &args.listen {
         cfg.listen = l.clone();
     }
@@ -195,22 +202,26 @@ pub fn load_settings(args: &ServeArgs) -> anyhow::Result<config::Settings> {
 
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = load_settings(args)?;
-    let (runtime, metrics) = daemon_runtime()?;
+    let (runtime, metrics) = daemon_runtime(&settings.data_dir)?;
     runtime.block_on(server::serve(settings, metrics, shutdown_signal()))
 }
 
 /// The runtime a daemon runs on, and the Prometheus recorder its `/metrics`
-/// renders (`None` if a recorder was already installed in this process).
-pub(crate) fn daemon_runtime() -> std::io::Result<(
+/// renders (`None` if a recorder was already installed in this process);
+/// the store's size in `data_dir` is measured on it for as long as it runs.
+pub(crate) fn daemon_runtime(
+    data_dir: &std::path::Path,
+) -> std::io::Result<(
     tokio::runtime::Runtime,
     Option<metrics_exporter_prometheus::PrometheusHandle>,
 )> {
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .ok();
+    let metrics = metrics_catalog::install();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    runtime.spawn(metrics_catalog::refresh_disk_bytes(
+        data_dir.join("btcts.redb"),
+    ));
     Ok((runtime, metrics))
 }
 

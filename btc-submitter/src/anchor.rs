@@ -254,6 +254,8 @@ impl<N: BitcoinNode> Anchorer<N> {
         self.last_tip = Some(tip);
         if new_block {
             self.refresh_spending()?;
+            let balance = self.node.wallet_balance_sat()?;
+            metrics::gauge!("btcts_wallet_balance_sat").set(balance as f64);
         }
         self.publish_gauges()?;
         self.publish_view()?;
@@ -275,13 +277,16 @@ impl<N: BitcoinNode> Anchorer<N> {
         }
         let at_cap = recent.iter().filter(|a| a.at_fee_cap).count();
         metrics::gauge!("btcts_anchor_at_fee_cap").set(at_cap as f64);
+        if let Some(time) = latest_confirmed_block_time(&recent) {
+            metrics::gauge!("btcts_anchor_last_confirmed_timestamp_seconds").set(f64::from(time));
+        }
         Ok(())
     }
 
     /// [`Anchorer::step`], logging a failure once per outage (not per poll)
     /// and the recovery when it ends.
     pub fn step_logged(&mut self) -> StepOutcome {
-        match (self.step(), self.failing) {
+        let outcome = match (self.step(), self.failing) {
             (Ok(()), false) => StepOutcome::Ok,
             (Ok(()), true) => {
                 self.failing = false;
@@ -295,7 +300,9 @@ impl<N: BitcoinNode> Anchorer<N> {
                 StepOutcome::FirstFailure
             }
             (Err(_), true) => StepOutcome::StillFailing,
-        }
+        };
+        metrics::gauge!("btcts_anchoring_failing").set(f64::from(u8::from(self.failing)));
+        outcome
     }
 
     /// Seals every pending record into one batch when the next anchor can be
@@ -787,6 +794,18 @@ impl<N: BitcoinNode> Anchorer<N> {
 }
 
 /// The stored transaction `tx` of `record`, decoded.
+/// The block time (header bytes 68..72) of the highest confirmed anchor
+/// among `recent`, for `btcts_anchor_last_confirmed_timestamp_seconds`.
+fn latest_confirmed_block_time(recent: &[AnchorRecord]) -> Option<u32> {
+    let mined = recent
+        .iter()
+        .filter(|a| a.status == AnchorStatus::Confirmed)
+        .filter_map(|a| a.mined.as_ref())
+        .max_by_key(|m| m.height)?;
+    let time = mined.evidence.block.header.0.get(68..72)?;
+    Some(u32::from_le_bytes(time.try_into().ok()?))
+}
+
 fn decode(record: &AnchorRecord, tx: &AnchorTx) -> Result<Transaction, StoreError> {
     bitcoin::consensus::deserialize(&tx.raw.0)
         .map_err(|e| StoreError::Corrupt(format!("anchor of batch {}: {e}", record.batch)))

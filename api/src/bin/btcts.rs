@@ -1,12 +1,7 @@
-//! The `btcts` binary: logging is set up here, everything else lives in the library.
+//! The `btcts` binary: everything, logging included, lives in the library
+//! (`serve` and `dev` set logging up once their configuration is read).
 
 fn main() -> std::process::ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
     btcts_api::run(
         std::env::args_os(),
         &mut std::io::stdout(),

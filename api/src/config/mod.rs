@@ -47,6 +47,28 @@ pub struct Config {
     pub opentimestamps: OtsSection,
     /// IBC: the solo-machine signer.
     pub ibc: IbcSection,
+    /// Logging.
+    pub log: LogSection,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// `text` (one human-readable line per event) or `json` (one JSON
+    /// object per line). Colour only when stderr is a terminal.
+    pub format: LogFormat,
+}
+
+/// The log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `[opentimestamps]`.
@@ -215,6 +237,7 @@ impl Default for Config {
             auth: AuthSection::default(),
             opentimestamps: OtsSection::default(),
             ibc: IbcSection::default(),
+            log: LogSection::default(),
         }
     }
 }
@@ -362,6 +385,17 @@ impl LimitsSection {
     }
 }
 
+/// Logs one warning naming the `BTCTS_*` variables that name no key (if any).
+pub fn warn_ignored(ignored: &[String]) {
+    if !ignored.is_empty() {
+        tracing::warn!(
+            ignored = %ignored.join(", "),
+            "ignoring BTCTS_* environment variables that name no configuration key \
+             (a typo? see docs/operations.md, Configuration limits)"
+        );
+    }
+}
+
 impl Config {
     /// Reads `path` (if given), then applies `BTCTS_*` variables from `env`;
     /// logs one warning naming the variables that name no key.
@@ -370,13 +404,7 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
         let (config, ignored) = Config::load_reporting(path, env)?;
-        if !ignored.is_empty() {
-            tracing::warn!(
-                ignored = %ignored.join(", "),
-                "ignoring BTCTS_* environment variables that name no configuration key \
-                 (a typo? see docs/operations.md, Configuration limits)"
-            );
-        }
+        warn_ignored(&ignored);
         Ok(config)
     }
 
