@@ -39,6 +39,10 @@ impl GrpcSource {
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(CALL_TIMEOUT);
         if url.starts_with("https://") {
+            // tonic builds its rustls config with the process default
+            // provider; with both ring and aws-lc-rs compiled in there is
+            // none until one is installed (an error: one already is).
+            let _ = rustls::crypto::ring::default_provider().install_default();
             let mut tls = ClientTlsConfig::new().with_webpki_roots();
             if let Some(ca) = ca {
                 tls = tls.ca_certificate(Certificate::from_pem(ca.pem()));

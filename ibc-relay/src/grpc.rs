@@ -217,6 +217,10 @@ impl GrpcNode {
 /// `endpoint` over TLS: the webpki roots, the system's where it has a
 /// store, and `ca_pem`.
 fn tls(endpoint: Endpoint, ca_pem: Option<&[u8]>) -> Result<Endpoint, tonic::transport::Error> {
+    // tonic builds its rustls config with the process default provider;
+    // with both ring and aws-lc-rs compiled in there is none until one is
+    // installed (an error here means one already is).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut config = ClientTlsConfig::new().with_webpki_roots();
     if let Some(pem) = ca_pem {
         config = config.ca_certificate(Certificate::from_pem(pem));
