@@ -139,10 +139,7 @@ async fn btcts_proof_downloads_over_https_with_the_ca_and_names_the_certificate_
     let chain = ChainId::new("chain-a").expect("id");
     let token = Token::new("token-a").expect("token");
     let sink = HttpSink::new(&url, token.clone(), Some(&ca_file)).expect("sink");
-    let acks = sink
-        .submit(&chain, &[block])
-        .await
-        .expect("submitted");
+    let acks = sink.submit(&chain, &[block]).await.expect("submitted");
     assert_eq!(acks.len(), 1);
     let untrusting = HttpSink::new(&url, token, None).expect("sink");
     match untrusting.submit(&chain, &[block]).await {
