@@ -32,19 +32,6 @@ pub struct ProofArgs {
     leaf: bool,
 }
 
-/// `e` and its causes: reqwest's own message leaves out why a connection
-/// failed ("invalid peer certificate: UnknownIssuer").
-fn causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 pub fn run(args: &ProofArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let id: aggregator::LeafHash = args.id.parse()?;
     let format = match (args.ots, args.leaf) {
@@ -72,7 +59,7 @@ pub fn run(args: &ProofArgs, out: &mut impl Write) -> anyhow::Result<()> {
         let response = req
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("{url}: {}", causes(&e)))?;
+            .map_err(|e| anyhow::anyhow!("{url}: {}", btcts_feeder::causes(&e)))?;
         let status = response.status();
         let body = response.bytes().await?;
         if !status.is_success() {

@@ -153,11 +153,7 @@ async fn collect(state: Arc<AppState>) -> Result<Status, ApiError> {
             }
             for a in s.recent_anchors(RECENT_BATCHES)?.into_iter().rev() {
                 let size = s.batch(a.batch)?.map_or(0, |b| b.size);
-                let paid = a
-                    .mined
-                    .as_ref()
-                    .and_then(|m| a.txs.iter().find(|t| t.txid == m.txid))
-                    .or(a.txs.last());
+                let paid = btc_submitter::cadence::paid(&a);
                 batches.push(BatchRow {
                     seq: a.batch.0,
                     size,
@@ -239,14 +235,11 @@ async fn wallet(
         .await
         .ok()?
         .ok()?;
-    let (rate, vsize) =
-        anchoring.map_or((0, 0), |a| (a.next_fee_rate_sat_vb, a.spending.avg_vsize));
-    let vsize = if vsize == 0 {
-        btc_submitter::cadence::TYPICAL_ANCHOR_VSIZE
-    } else {
-        vsize
-    };
-    let cost = rate.max(1) * vsize;
+    let (rate, spending) = anchoring.map_or((0, Default::default()), |a| {
+        (a.next_fee_rate_sat_vb, a.spending)
+    });
+    // At least 1 sat/vB: never a division by zero.
+    let cost = btc_submitter::cadence::Spending::next_cost(&spending, rate.max(1));
     let anchors = balance / cost;
     let days_left = anchoring.map(|a| {
         anchors * u64::from(a.min_blocks_between_anchors.max(1))

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use aggregator::anchor::AnchorRecord;
+use aggregator::anchor::{AnchorRecord, AnchorTx};
 use aggregator::ChainId;
 
 use crate::fees::FeePolicy;
@@ -202,12 +202,7 @@ impl Spending {
             if first.built_unix_ms < month {
                 continue;
             }
-            let paid = a
-                .mined
-                .as_ref()
-                .and_then(|m| a.txs.iter().find(|t| t.txid == m.txid))
-                .or(a.txs.last());
-            let (fee, size) = paid.map_or((0, 0), |t| (t.fee_sat, t.vsize));
+            let (fee, size) = paid(a).map_or((0, 0), |t| (t.fee_sat, t.vsize));
             s.month_sat += fee;
             s.month_anchors += 1;
             vsize += size;
@@ -233,6 +228,15 @@ impl Spending {
         };
         vsize.saturating_mul(rate)
     }
+}
+
+/// The transaction an anchor pays for: the mined one, or the current one
+/// while unmined.
+pub fn paid(a: &AnchorRecord) -> Option<&AnchorTx> {
+    a.mined
+        .as_ref()
+        .and_then(|m| a.txs.iter().find(|t| t.txid == m.txid))
+        .or(a.txs.last())
 }
 
 /// The start of the UTC day of `now_ms`.

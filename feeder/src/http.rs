@@ -107,8 +107,9 @@ struct ErrorBody {
     message: String,
 }
 
-/// `e` and its causes (reqwest's own message omits them: "connection refused").
-fn causes(e: &dyn std::error::Error) -> String {
+/// `e` and its causes (reqwest's own message omits them: "connection
+/// refused", "invalid peer certificate: UnknownIssuer").
+pub fn causes(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

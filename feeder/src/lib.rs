@@ -28,6 +28,7 @@ pub use config::{CaFile, Config, ConfigError, Options, Start, Token, DEFAULT_BAT
 pub use cursor::{Cursor, CursorError};
 pub use feeder::{FeedError, Feeder, Posted, Step};
 pub use grpc::GrpcSource;
+pub use http::causes;
 pub use http::{client_builder, HttpSink, TlsSetupError};
 pub use sink::{RecordAck, Sink, SinkError};
 pub use source::{BlockSource, ChainBlock, ChainTip, SourceError};
