@@ -75,7 +75,7 @@ pub fn run(args: &DevArgs, out: &mut impl Write) -> anyhow::Result<()> {
     )?;
     banner(out, args, kind, &token)?;
     out.flush()?;
-    let (runtime, metrics) = crate::daemon_runtime(data.path())?;
+    let (runtime, metrics) = crate::daemon_runtime()?;
     let interval = Duration::from_secs(args.block_interval.max(1));
     let exit_after = args.exit_after.map(Duration::from_secs);
     runtime.block_on(async move {

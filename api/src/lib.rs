@@ -202,16 +202,13 @@ pub fn load_settings(args: &ServeArgs) -> anyhow::Result<config::Settings> {
 
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = load_settings(args)?;
-    let (runtime, metrics) = daemon_runtime(&settings.data_dir)?;
+    let (runtime, metrics) = daemon_runtime()?;
     runtime.block_on(server::serve(settings, metrics, shutdown_signal()))
 }
 
 /// The runtime a daemon runs on, and the Prometheus recorder its `/metrics`
-/// renders (`None` if a recorder was already installed in this process);
-/// the store's size in `data_dir` is measured on it for as long as it runs.
-pub(crate) fn daemon_runtime(
-    data_dir: &std::path::Path,
-) -> std::io::Result<(
+/// renders (`None` if a recorder was already installed in this process).
+pub(crate) fn daemon_runtime() -> std::io::Result<(
     tokio::runtime::Runtime,
     Option<metrics_exporter_prometheus::PrometheusHandle>,
 )> {
@@ -219,9 +216,6 @@ pub(crate) fn daemon_runtime(
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.spawn(metrics_catalog::refresh_disk_bytes(
-        data_dir.join("btcts.redb"),
-    ));
     Ok((runtime, metrics))
 }
 

@@ -5,7 +5,6 @@
 //! alerts", explains each one to operators.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use metrics::Unit;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -83,7 +82,7 @@ pub const METRICS: &[Metric] = &[
     m(
         "btcts_store_disk_bytes",
         Gauge,
-        "Size of the redb store file in bytes (refreshed every 15 s).",
+        "Size of the redb store file in bytes (measured at each scrape).",
     ),
     m(
         "btcts_wallet_balance_sat",
@@ -268,9 +267,6 @@ const CONFIRMATION_BUCKETS: &[f64] = &[
 /// Records per batch.
 const BATCH_BUCKETS: &[f64] = &[1.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0, 1_000_000.0];
 
-/// How often `btcts_store_disk_bytes` is refreshed.
-const DISK_REFRESH: Duration = Duration::from_secs(15);
-
 /// Installs the Prometheus recorder with histogram buckets and describes
 /// every metric; `None` if a recorder was already installed in this
 /// process (in-process tests).
@@ -320,20 +316,11 @@ fn unit(name: &str) -> Option<Unit> {
     }
 }
 
-/// Keeps `btcts_store_disk_bytes` at the size of `file`, every
-/// [`DISK_REFRESH`] (every second until the file exists), for as long as
-/// the runtime runs.
-pub async fn refresh_disk_bytes(file: PathBuf) {
-    loop {
-        let path = file.clone();
-        let size = tokio::task::spawn_blocking(move || std::fs::metadata(path)).await;
-        let next = match size {
-            Ok(Ok(meta)) => {
-                metrics::gauge!("btcts_store_disk_bytes").set(meta.len() as f64);
-                DISK_REFRESH
-            }
-            _ => Duration::from_secs(1),
-        };
-        tokio::time::sleep(next).await;
+/// Sets `btcts_store_disk_bytes` to the size of `file` (left as it was
+/// if the file cannot be read). Called on every scrape, so the figure is
+/// never older than the scrape.
+pub async fn measure_disk_bytes(file: PathBuf) {
+    if let Ok(Ok(meta)) = tokio::task::spawn_blocking(move || std::fs::metadata(file)).await {
+        metrics::gauge!("btcts_store_disk_bytes").set(meta.len() as f64);
     }
 }

@@ -44,6 +44,8 @@ pub struct AppState {
     pub network: aggregator::AnchorNetwork,
     /// Prometheus rendering.
     pub metrics: Option<PrometheusHandle>,
+    /// The store's file, measured for `btcts_store_disk_bytes` on every scrape.
+    pub store_file: Option<std::path::PathBuf>,
     /// Recent best-chain headers, when a refresher keeps them current.
     pub tips: Option<Arc<btc_submitter::TipCache>>,
     /// OpenTimestamps: whether the calendar is served, and its public URL.
@@ -345,6 +347,9 @@ async fn render_metrics(
     if let Err(e) = check_monitoring(&state, &headers) {
         return e.into_response();
     }
+    if let Some(file) = state.store_file.clone() {
+        crate::metrics_catalog::measure_disk_bytes(file).await;
+    }
     match &state.metrics {
         Some(h) => (
             [(
@@ -456,6 +461,7 @@ pub async fn serve(
         confirmations: settings.anchor.confirmations,
         network: settings.anchor.network,
         metrics,
+        store_file: Some(settings.data_dir.join("btcts.redb")),
         tips: Some(tips),
         ots,
         ibc,

@@ -275,6 +275,7 @@ async fn readyz_costs_one_node_call_a_second_and_is_rate_limited() {
         confirmations: s.confirmations,
         network: s.network,
         metrics: None,
+        store_file: None,
         tips: None,
         ots: s.ots.clone(),
         ibc: Default::default(),

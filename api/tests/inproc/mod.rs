@@ -84,6 +84,7 @@ pub fn harness_full(
         confirmations: 2,
         network: aggregator::AnchorNetwork::Regtest,
         metrics: None,
+        store_file: None,
         tips: None,
         ots,
         ibc: Default::default(),
