@@ -5,6 +5,7 @@
 pub mod anchor;
 pub mod chain;
 pub mod clock;
+pub mod events;
 pub mod headers;
 #[cfg(feature = "store")]
 pub mod ingest;

@@ -7,8 +7,9 @@
 use redb::TableDefinition;
 
 /// The layout version written on create and required on open. Version 1
-/// stores (before [`CHAIN_BATCHES`]) are upgraded on open.
-pub const SCHEMA_VERSION: u64 = 2;
+/// stores (before [`CHAIN_BATCHES`]) and version 2 stores (before
+/// [`EVENTS`] and [`CHAIN_RECORDS`]) are upgraded on open.
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// Counters and the schema version (`META_*` keys).
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -20,6 +21,10 @@ pub const META_NEXT_RECORD: &str = "next_record";
 pub const META_SEALED_UPTO: &str = "sealed_upto";
 /// Key in [`META`]: the sequence number the next batch gets.
 pub const META_NEXT_BATCH: &str = "next_batch";
+/// Key in [`META`]: the id the next event gets (events start at 1).
+pub const META_NEXT_EVENT: &str = "next_event";
+/// Key in [`META`]: every event below this id was pruned.
+pub const META_EVENTS_PRUNED_BELOW: &str = "events_pruned_below";
 
 /// Record sequence → `leaf hash (32) ‖ received unix ms (u64 BE) ‖ leaf preimage`.
 pub const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
@@ -49,6 +54,17 @@ pub const BATCH_STARTS: TableDefinition<u64, u64> = TableDefinition::new("batch_
 /// Batch sequence → its [`crate::anchor::AnchorRecord`] as JSON. Batches are
 /// anchored in order, so every batch above the last key is not anchored yet.
 pub const ANCHORS: TableDefinition<u64, &[u8]> = TableDefinition::new("anchors");
+
+/// First event id of a log entry → the entry (JSON). An entry about a
+/// batch covers one id per record of the batch (`first id + index`), so a
+/// batch sealed, mined or confirmed is one row however large it is; a fork
+/// entry covers one id ([`crate::events`]).
+pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+/// `(chain id, record sequence)` for every sealed record of a chain: a
+/// chain's events in a batch are a range read, not a scan of the batch.
+pub const CHAIN_RECORDS: TableDefinition<(&str, u64), ()> = TableDefinition::new("chain_records");
+/// Chain id → the last event id its webhook receiver acknowledged.
+pub const WEBHOOK_CURSORS: TableDefinition<&str, u64> = TableDefinition::new("webhook_cursors");
 
 /// [`tree_page_key`]`(batch, group, page)` → the node hashes of one tree page
 /// ([`crate::pages`]).

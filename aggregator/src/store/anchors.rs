@@ -16,13 +16,17 @@ impl Store {
         let value = serde_json::to_vec(anchor).map_err(|e| {
             StoreError::Corrupt(format!("anchor {} does not serialize: {e}", anchor.batch))
         })?;
-        self.with(|db| {
+        let now = self.clock.now_unix_ms();
+        let last_event = self.with(|db| {
             let txn = db.begin_write()?;
+            let last_event = super::events::log_anchor(&txn, anchor, now)?;
             txn.open_table(ANCHORS)?
                 .insert(anchor.batch.0, value.as_slice())?;
             txn.commit()?;
-            Ok(())
-        })
+            Ok(last_event)
+        })?;
+        self.published(last_event);
+        Ok(())
     }
 
     /// The anchor of batch `batch`, if one was ever built.

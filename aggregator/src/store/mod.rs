@@ -133,6 +133,8 @@ pub struct Conflict {
 pub struct Store {
     db: Arc<Handle>,
     clock: Arc<dyn Clock>,
+    /// The last event id committed ([`Store::subscribe_events`]).
+    events: Arc<tokio::sync::watch::Sender<u64>>,
     /// Summary rows the status queries read (tests hold them to a bound).
     #[cfg(test)]
     summary_rows: Arc<std::sync::atomic::AtomicU64>,
@@ -153,12 +155,14 @@ impl Store {
         let store = Store {
             db: Arc::new(Handle::open(open)?),
             clock,
+            events: Arc::new(tokio::sync::watch::Sender::new(0)),
             #[cfg(test)]
             summary_rows: Arc::default(),
             #[cfg(feature = "test-utils")]
             hook: Arc::default(),
         };
         store.init_schema()?;
+        store.published(Some(store.event_bounds()?.last));
         Ok(store)
     }
 
@@ -211,9 +215,15 @@ impl Store {
             match found {
                 Some(v) if v == SCHEMA_VERSION => {}
                 Some(1) => {
+                    // The summary backfill indexes chain records too.
                     summary::backfill(&txn)?;
                     meta.insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
-                    info!("store upgraded to schema {SCHEMA_VERSION} (per-chain batch summary)");
+                    info!("store upgraded from schema 1 to {SCHEMA_VERSION} (per-chain batch summary, chain records, event log)");
+                }
+                Some(2) => {
+                    summary::backfill_chain_records(&txn, meta_get(&meta, META_SEALED_UPTO)?)?;
+                    meta.insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
+                    info!("store upgraded from schema 2 to {SCHEMA_VERSION} (chain records, event log)");
                 }
                 Some(v) => {
                     return Err(StoreError::SchemaVersion {
@@ -236,6 +246,9 @@ impl Store {
             txn.open_table(TREE_PAGES)?;
             txn.open_table(ANCHORS)?;
             txn.open_table(CHAIN_BATCHES)?;
+            txn.open_table(CHAIN_RECORDS)?;
+            txn.open_table(EVENTS)?;
+            txn.open_table(WEBHOOK_CURSORS)?;
         }
         txn.commit()?;
         Ok(())
@@ -254,10 +267,10 @@ impl Store {
         groups: &[&[(LeafHash, Record)]],
     ) -> Result<Vec<Vec<Ack>>, StoreError> {
         let now = self.clock.now_unix_ms();
-        self.with(|db| {
+        let (out, last_event) = self.with(|db| {
             let txn = db.begin_write()?;
             let mut out = Vec::with_capacity(groups.len());
-            {
+            let last_event = {
                 let mut w = RecordWriter::open(&txn, now)?;
                 for group in groups {
                     let acks = group
@@ -266,11 +279,13 @@ impl Store {
                         .collect::<Result<_, _>>()?;
                     out.push(acks);
                 }
-                w.finish()?;
-            }
+                w.finish()?
+            };
             txn.commit()?;
-            Ok(out)
-        })
+            Ok((out, last_event))
+        })?;
+        self.published(last_event);
+        Ok(out)
     }
 
     /// Seals up to `max_records` pending records, oldest first, into a new
@@ -292,6 +307,7 @@ impl Store {
             };
             txn.commit()?;
             info!(batch = %info.seq, records = info.size, root = %info.root, "batch sealed");
+            self.published(Some(self.event_bounds()?.last));
             return Ok(Some(info));
         })
     }
@@ -327,6 +343,18 @@ impl Store {
         summary::index_batch(txn, &info)?;
         meta.insert(META_SEALED_UPTO, first + size)?;
         meta.insert(META_NEXT_BATCH, info.seq.0 + 1)?;
+        drop(meta);
+        events::append(
+            txn,
+            &events::LogEntry {
+                kind: crate::events::EventType::RecordBatched,
+                time_unix_ms: info.sealed_unix_ms,
+                span: size,
+                batch: Some(info.seq),
+                anchor: None,
+                fork: None,
+            },
+        )?;
         Ok(Some(info))
     }
 
@@ -572,6 +600,9 @@ fn build_pending_tree(
 
 mod anchors;
 mod codec;
+mod events;
+#[cfg(test)]
+mod events_tests;
 mod health;
 #[cfg(test)]
 mod health_tests;
@@ -587,6 +618,7 @@ mod writer;
 
 use anchors::read_anchor;
 use codec::*;
+pub use events::{EventBounds, EventPage};
 pub use health::RECOVERY_INTERVAL;
 use health::{Handle, Opener};
 #[cfg(feature = "test-utils")]

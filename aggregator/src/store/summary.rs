@@ -20,6 +20,7 @@ use crate::types::{BatchSeq, ChainId};
 pub(super) fn index_batch(txn: &WriteTransaction, batch: &BatchInfo) -> Result<(), StoreError> {
     let records = txn.open_table(RECORDS)?;
     let heights = txn.open_table(CHAIN_HEIGHTS)?;
+    let mut chain_records = txn.open_table(CHAIN_RECORDS)?;
     let mut best: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let end = batch.first_record + batch.size;
     for entry in records.range(batch.first_record..end)? {
@@ -29,6 +30,7 @@ pub(super) fn index_batch(txn: &WriteTransaction, batch: &BatchInfo) -> Result<(
         let Some((chain, height)) = record.chain_height() else {
             continue;
         };
+        chain_records.insert((chain.as_str(), seq), ())?;
         let first = heights.get((chain.as_str(), height))?.map(|v| v.value());
         if first != Some(seq) {
             continue; // a fork's later record: the status follows first records
@@ -49,6 +51,24 @@ pub(super) fn index_batch(txn: &WriteTransaction, batch: &BatchInfo) -> Result<(
             .transpose()?
             .map_or(0, |(_, v)| v.value().2);
         table.insert((c, batch.seq.0), (height, seq, below.max(height)))?;
+    }
+    Ok(())
+}
+
+/// Indexes the chain records of every sealed batch in [`CHAIN_RECORDS`]
+/// (schema 2 had no such table).
+/// `sealed` is the [`META_SEALED_UPTO`] watermark.
+pub(super) fn backfill_chain_records(
+    txn: &WriteTransaction,
+    sealed: u64,
+) -> Result<(), StoreError> {
+    let records = txn.open_table(RECORDS)?;
+    let mut chain_records = txn.open_table(CHAIN_RECORDS)?;
+    for entry in records.range(..sealed)? {
+        let (k, v) = entry?;
+        if let Some((chain, _)) = decode_record(v.value())?.2.chain_height() {
+            chain_records.insert((chain.as_str(), k.value()), ())?;
+        }
     }
     Ok(())
 }

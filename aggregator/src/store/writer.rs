@@ -3,14 +3,18 @@
 
 use redb::{ReadTransaction, ReadableTable};
 
-use super::codec::{decode_id, meta_get};
+use super::codec::{decode_id, decode_record, meta_get};
 use super::{Ack, StoreError};
+use crate::events::{EventType, ForkRef};
 use crate::leaf;
 use crate::schema::*;
-use crate::types::{LeafHash, Record};
+use crate::types::{ChainId, LeafHash, PosBlockHash, Record};
 
 /// The tables a submission writes, open in one write transaction.
 pub(super) struct RecordWriter<'txn> {
+    txn: &'txn redb::WriteTransaction,
+    /// `(chain, height, first record, later record)` of each fork stored.
+    forks: Vec<(ChainId, u64, u64, u64)>,
     meta: redb::Table<'txn, &'static str, u64>,
     records: redb::Table<'txn, u64, &'static [u8]>,
     ids: redb::Table<'txn, u64, u64>,
@@ -28,6 +32,8 @@ impl<'txn> RecordWriter<'txn> {
         let meta = txn.open_table(META)?;
         let next = meta_get(&meta, META_NEXT_RECORD)?;
         Ok(RecordWriter {
+            txn,
+            forks: Vec::new(),
             meta,
             records: txn.open_table(RECORDS)?,
             ids: txn.open_table(RECORD_IDS)?,
@@ -40,10 +46,52 @@ impl<'txn> RecordWriter<'txn> {
         })
     }
 
-    /// Records the next record sequence number; the caller commits.
-    pub(super) fn finish(mut self) -> Result<(), StoreError> {
+    /// Records the next record sequence number and a `chain.fork` event
+    /// per fork stored; the caller commits. Returns the last event id
+    /// written, if any.
+    pub(super) fn finish(mut self) -> Result<Option<u64>, StoreError> {
         self.meta.insert(META_NEXT_RECORD, self.next)?;
-        Ok(())
+        if self.forks.is_empty() {
+            return Ok(None);
+        }
+        drop(self.meta);
+        let mut last = None;
+        for (chain, height, first, other) in std::mem::take(&mut self.forks) {
+            let fork = |seq| -> Result<(LeafHash, PosBlockHash), StoreError> {
+                let v = self.records.get(seq)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("record {seq} is indexed but missing"))
+                })?;
+                match decode_record(v.value())? {
+                    (id, _, Record::PosBlock(b)) => Ok((id, b.block_hash)),
+                    (id, _, _) => Err(StoreError::Corrupt(format!(
+                        "record {id} at a chain height is not a block"
+                    ))),
+                }
+            };
+            let (first, first_block_hash) = fork(first)?;
+            let (other, other_block_hash) = fork(other)?;
+            last = Some(super::events::append(
+                self.txn,
+                &super::events::LogEntry {
+                    kind: EventType::ChainFork,
+                    time_unix_ms: self.now,
+                    span: 1,
+                    batch: None,
+                    anchor: None,
+                    fork: Some((
+                        chain,
+                        ForkRef {
+                            height,
+                            first,
+                            first_block_hash,
+                            other,
+                            other_block_hash,
+                        },
+                    )),
+                },
+            )?);
+        }
+        Ok(last)
     }
 
     /// Stores one record unless it is already there. The common case (a new
@@ -83,6 +131,7 @@ impl<'txn> RecordWriter<'txn> {
             if let Some(first) = first {
                 self.heights.insert((c, height), first)?;
                 self.conflicts.insert((c, height, seq), first)?;
+                self.forks.push((chain.clone(), height, first, seq));
                 conflict = true;
             }
         }
