@@ -66,6 +66,10 @@ pub fn run(args: &DevArgs, out: &mut impl Write) -> anyhow::Result<()> {
         credentials,
         ots: crate::config::OtsSettings::default(),
         ibc: None,
+        events: {
+            env_config.events.validate()?;
+            env_config.events
+        },
     };
     writeln!(
         out,

@@ -17,11 +17,15 @@ use crate::auth::{Credentials, TokenHash};
 mod env;
 mod ibc;
 mod sections;
+mod webhooks;
 pub use env::flag_overrides;
 pub use ibc::{fee_amount, GasPriceError, IbcChain, IbcChainSection, IbcSection, IbcSettings};
 pub use sections::{
-    AuthSection, BatchingSection, LimitsSection, LogFormat, LogSection, NodeSection, OtsSection,
-    OtsSettings,
+    AuthSection, BatchingSection, EventsSection, LimitsSection, LogFormat, LogSection, NodeSection,
+    OtsSection, OtsSettings,
+};
+pub use webhooks::{
+    ChainAuth, ChainAuthTable, WebhookSecret, WebhookSettings, WebhookTarget, WebhooksSection,
 };
 
 /// The file layout. Every field has a default except the node.
@@ -52,6 +56,10 @@ pub struct Config {
     pub opentimestamps: OtsSection,
     /// IBC: the solo-machine signer.
     pub ibc: IbcSection,
+    /// Event streams and the event log.
+    pub events: EventsSection,
+    /// Webhook delivery (the webhooks themselves are in `[auth.chains]`).
+    pub webhooks: WebhooksSection,
     /// Logging.
     pub log: LogSection,
 }
@@ -71,6 +79,8 @@ impl Default for Config {
             auth: AuthSection::default(),
             opentimestamps: OtsSection::default(),
             ibc: IbcSection::default(),
+            events: EventsSection::default(),
+            webhooks: WebhooksSection::default(),
             log: LogSection::default(),
         }
     }
@@ -113,7 +123,7 @@ pub const MAX_CONFIRMATIONS: u64 = 1000;
 
 /// The allowed range of each numeric key (both ends included); start-up
 /// refuses a value outside it. `docs/operations.md` lists them.
-pub const RANGES: [(&str, u64, u64); 22] = [
+pub const RANGES: [(&str, u64, u64); 28] = [
     ("confirmations", 1, MAX_CONFIRMATIONS),
     ("node.poll_ms", 1, u64::MAX),
     ("batching.early_anchor_at", 1, u64::MAX),
@@ -136,6 +146,12 @@ pub const RANGES: [(&str, u64, u64); 22] = [
     ("opentimestamps.digests_per_second", 1, 1_000_000_000),
     ("opentimestamps.digest_burst", 1, u32::MAX as u64),
     ("opentimestamps.max_pending", 1, u64::MAX),
+    ("events.max_streams", 1, 1_000_000),
+    ("events.heartbeat_secs", 1, 300),
+    ("events.retention_days", 1, 36_500),
+    ("webhooks.max_age_secs", 1, u64::MAX),
+    ("webhooks.max_backoff_secs", 1, 86_400),
+    ("webhooks.timeout_ms", 1, 600_000),
     ("ibc.packet_timeout_secs", 10, u64::MAX),
     ("ibc.poll_ms", 1, u64::MAX),
 ];
@@ -254,6 +270,7 @@ impl Config {
         fees.validate().map_err(|e| invalid("fees", e))?;
         let l = &self.limits;
         l.validate()?;
+        self.events.validate()?;
         for (key, v) in [
             ("batching.early_anchor_at", self.batching.early_anchor_at),
             (
@@ -342,17 +359,20 @@ impl Config {
             rpc: RpcConfig { url, auth },
             anchor,
             limits: l.clone(),
+            events: self.events.clone(),
             credentials: self.credentials()?,
+            webhooks: self.webhooks.validate(&self.auth)?,
         })
     }
 
     fn credentials(&self) -> Result<Credentials, ConfigError> {
         let hash = |key: &str, hex: &str| hex.parse::<TokenHash>().map_err(|e| invalid(key, e));
         let mut chains = BTreeMap::new();
-        for (chain, hashes) in &self.auth.chains {
+        for (chain, entry) in &self.auth.chains {
             let key = format!("auth.chains.{chain}");
             let id = ChainId::new(chain.as_str()).map_err(|e| invalid(&key, e))?;
-            let hashes = hashes
+            let hashes = entry
+                .tokens()
                 .iter()
                 .map(|h| hash(&key, h))
                 .collect::<Result<Vec<_>, _>>()?;
@@ -420,6 +440,10 @@ pub struct Settings {
     pub ots: OtsSettings,
     /// IBC, when a key file is configured.
     pub ibc: Option<IbcSettings>,
+    /// Event streams and the event log.
+    pub events: EventsSection,
+    /// Webhooks, one per chain that names one.
+    pub webhooks: WebhookSettings,
 }
 
 /// `btcts config example`: a commented configuration with every key.

@@ -172,8 +172,9 @@ pub struct AuthSection {
     /// SHA-256 (hex) of a token the calendar routes require; open without it
     /// (like public OpenTimestamps calendars).
     pub calendar_token_sha256: Option<String>,
-    /// Chain id → SHA-256 (hex) of each token allowed to submit for it.
-    pub chains: BTreeMap<String, Vec<String>>,
+    /// Chain id → SHA-256 (hex) of each token allowed to submit for it,
+    /// as a list, or a table that can also name the chain's webhook.
+    pub chains: BTreeMap<String, super::ChainAuth>,
     /// With a read token set, `/metrics` and `/readyz` need it too (they
     /// are public otherwise, for monitoring).
     pub monitoring_requires_read_token: bool,
@@ -217,6 +218,43 @@ impl Default for LimitsSection {
             header_read_timeout_ms: 10_000,
             trusted_proxies: Vec::new(),
         }
+    }
+}
+
+/// `[events]`: `GET /v1/chains/{id}/events` and `GET /v1/events`
+/// (docs/events.md).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsSection {
+    /// Most event streams open at once; more get 503 `too_many_streams`.
+    pub max_streams: usize,
+    /// Seconds between heartbeat comments on an idle stream.
+    pub heartbeat_secs: u64,
+    /// Days events are kept for resuming streams and late webhooks.
+    pub retention_days: u64,
+}
+
+impl Default for EventsSection {
+    fn default() -> Self {
+        EventsSection {
+            max_streams: 1024,
+            heartbeat_secs: 15,
+            retention_days: 30,
+        }
+    }
+}
+
+impl EventsSection {
+    /// Checks every value against [`super::RANGES`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (key, v) in [
+            ("events.max_streams", self.max_streams as u64),
+            ("events.heartbeat_secs", self.heartbeat_secs),
+            ("events.retention_days", self.retention_days),
+        ] {
+            in_range(key, key, v)?;
+        }
+        Ok(())
     }
 }
 
