@@ -6,6 +6,7 @@ mod calendar;
 pub mod config;
 mod dev;
 pub mod error;
+pub mod events;
 mod feed_cmd;
 pub mod ibc;
 pub mod listener;

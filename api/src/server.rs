@@ -54,6 +54,8 @@ pub struct AppState {
     pub ibc: std::collections::BTreeMap<String, crate::ibc::IbcView>,
     /// What the anchoring loop last saw (`GET /v1/anchoring`), when one runs.
     pub anchoring: Option<btc_submitter::AnchoringView>,
+    /// Event streams: their limit, heartbeat and the closing signal.
+    pub events: crate::events::EventStreams,
 }
 
 /// The OpenTimestamps part of [`AppState`].
@@ -83,7 +85,7 @@ impl std::fmt::Debug for AppState {
 pub const OPENAPI: &str = include_str!("../../openapi/openapi.json");
 
 /// Every route the router serves: the OpenAPI test holds the spec to this list.
-pub const ROUTES: [(&str, &str); 17] = [
+pub const ROUTES: [(&str, &str); 19] = [
     ("post", "/v1/chains/{chain_id}/blocks"),
     ("get", "/v1/chains/{chain_id}/blocks/{height}"),
     ("get", "/v1/chains/{chain_id}/status"),
@@ -93,6 +95,8 @@ pub const ROUTES: [(&str, &str); 17] = [
     ("get", "/v1/records/{id}/proof"),
     ("get", "/v1/batches/{seq}"),
     ("get", "/v1/anchoring"),
+    ("get", "/v1/chains/{chain_id}/events"),
+    ("get", "/v1/events"),
     ("get", "/"),
     ("get", "/status"),
     ("post", "/digest"),
@@ -119,6 +123,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/records/{id}/proof", get(routes::get_proof))
         .route("/v1/batches/{seq}", get(routes::batch))
         .route("/v1/anchoring", get(routes::anchoring))
+        .route(
+            "/v1/chains/{chain_id}/events",
+            get(crate::events::chain_events),
+        )
+        .route("/v1/events", get(crate::events::all_events))
         .route("/", get(crate::status::page))
         .route("/status", get(crate::status::json));
     let v1 = if state.ots.calendar {
@@ -435,7 +444,12 @@ pub async fn serve(
     let anchoring_view = anchorer.view();
     let anchoring = tokio::spawn(anchorer.run(stop_rx.clone()));
     let tips = Arc::new(btc_submitter::TipCache::new(TIP_CACHE_DEPTH));
-    let refresher = tokio::spawn(follow_tip(tips.clone(), node.clone(), poll, stop_rx));
+    let refresher = tokio::spawn(follow_tip(
+        tips.clone(),
+        node.clone(),
+        poll,
+        stop_rx.clone(),
+    ));
     let ots = OtsState {
         calendar: settings.ots.calendar,
         digests_per_second: settings.ots.digests_per_second,
@@ -452,6 +466,12 @@ pub async fn serve(
         },
     };
     info!(listen = %local, network = %settings.anchor.network, calendar = %ots.public_url, "btcts serving");
+    let events = crate::events::EventStreams::new(&settings.events);
+    tokio::spawn(crate::events::prune(
+        store.clone(),
+        Duration::from_secs(settings.events.retention_days * 86_400),
+        stop_rx.clone(),
+    ));
     let state = Arc::new(AppState {
         store,
         ingestor,
@@ -466,10 +486,17 @@ pub async fn serve(
         ots,
         ibc,
         anchoring: Some(anchoring_view),
+        events: events.clone(),
     });
     let connections = crate::listener::ConnectionLimits {
         max_connections: settings.limits.max_connections,
         header_read_timeout: Duration::from_millis(settings.limits.header_read_timeout_ms),
+    };
+    // Streams never end by themselves: end them when shutdown starts, so
+    // the drain does not wait for them.
+    let shutdown = async move {
+        shutdown.await;
+        events.close();
     };
     crate::listener::serve(listener, app(state), connections, shutdown).await;
     info!("HTTP drained; stopping the anchoring loop");

@@ -296,3 +296,183 @@ fn anchoring_cost_settings_are_read_checked_and_default_by_network() {
         );
     }
 }
+
+/// Loads and validates `text` as the file, with node credentials from the
+/// environment.
+fn from_file(dir: &Path, text: &str) -> Result<Settings, ConfigError> {
+    let path = dir.join("btcts.toml");
+    std::fs::write(&path, text).expect("write");
+    Config::load(
+        Some(&path),
+        env(&[("BTCTS_NODE_USER", "u"), ("BTCTS_NODE_PASSWORD", "p")]),
+    )?
+    .validate()
+}
+
+const HASH_A: &str = "a665a45920422f9d417e4867efdc4fb8a04a1f3fff1fa07e998e86f7f7a27ae3";
+const HASH_B: &str = "b5bb9d8014a0f9b1d61e21e796d78dccdf1352f23cd32812f4850b878ae4944c";
+
+#[test]
+fn auth_chains_take_the_list_form_and_the_table_form_with_a_webhook() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("alpha.secret");
+    std::fs::write(&secret, "s3cret-value \n\n").expect("write");
+    let s = from_file(
+        dir.path(),
+        &format!(
+            "[auth.chains]\nbeta = [\"{HASH_B}\"]\n\
+             [auth.chains.alpha]\ntokens_sha256 = [\"{HASH_A}\"]\n\
+             webhook_url = \"http://127.0.0.1:9/hook\"\nwebhook_secret_file = \"{}\"\n\
+             [auth.chains.gamma]\ntokens_sha256 = [\"{HASH_A}\"]\n",
+            secret.display()
+        ),
+    )
+    .expect("both forms load");
+    let alpha = ChainId::new("alpha").expect("id");
+    let beta = ChainId::new("beta").expect("id");
+    let gamma = ChainId::new("gamma").expect("id");
+    let hash = |h: &str| h.parse::<TokenHash>().expect("hash").0;
+    assert_eq!(s.credentials.chains[&alpha][0].0, hash(HASH_A));
+    assert_eq!(s.credentials.chains[&beta][0].0, hash(HASH_B));
+    assert_eq!(s.credentials.chains[&gamma].len(), 1);
+    assert_eq!(s.webhooks.targets.len(), 1, "only alpha names a webhook");
+    let hook = &s.webhooks.targets[0];
+    assert_eq!(hook.chain, alpha);
+    assert_eq!(hook.url, "http://127.0.0.1:9/hook");
+    assert_eq!(
+        hook.secret.as_bytes(),
+        b"s3cret-value",
+        "trailing whitespace trimmed"
+    );
+    assert!(
+        !format!("{s:?}").contains("s3cret"),
+        "the secret never shows in Debug (and so in logs)"
+    );
+    assert_eq!(s.webhooks.max_age, Duration::from_secs(86_400));
+    assert_eq!(s.webhooks.max_backoff, Duration::from_secs(300));
+    assert_eq!(s.webhooks.timeout, Duration::from_millis(10_000));
+}
+
+#[test]
+fn a_webhook_secret_file_that_is_missing_or_empty_stops_start_up_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().join("empty.secret");
+    std::fs::write(&empty, " \n\t\n").expect("write");
+    let missing = dir.path().join("missing.secret");
+    for (file, why) in [(&empty, "is empty"), (&missing, "cannot read")] {
+        let err = from_file(
+            dir.path(),
+            &format!(
+                "[auth.chains.alpha]\ntokens_sha256 = [\"{HASH_A}\"]\n\
+                 webhook_url = \"https://hooks.example.org/btcts\"\n\
+                 webhook_secret_file = \"{}\"\n",
+                file.display()
+            ),
+        )
+        .expect_err("refused");
+        let text = err.to_string();
+        assert!(
+            text.contains("`auth.chains.alpha.webhook_secret_file`") && text.contains(why),
+            "{text}"
+        );
+    }
+    let err = from_file(
+        dir.path(),
+        "[auth.chains.alpha]\nwebhook_url = \"https://hooks.example.org/btcts\"\n",
+    )
+    .expect_err("a webhook without a secret");
+    assert!(
+        err.to_string()
+            .contains("`auth.chains.alpha.webhook_secret_file`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn webhook_urls_are_https_or_http_to_loopback() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("s");
+    std::fs::write(&secret, "k").expect("write");
+    let with_url = |url: &str| {
+        from_file(
+            dir.path(),
+            &format!(
+                "[auth.chains.alpha]\nwebhook_url = \"{url}\"\nwebhook_secret_file = \"{}\"\n",
+                secret.display()
+            ),
+        )
+    };
+    for ok in [
+        "https://hooks.example.org/btcts",
+        "http://127.0.0.1:8080/hook",
+        "http://[::1]:8080/hook",
+        "http://localhost/hook",
+    ] {
+        with_url(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    for bad in [
+        "http://hooks.example.org/btcts",
+        "http://10.0.0.1/hook",
+        "ftp://127.0.0.1/hook",
+        "not a url",
+    ] {
+        let err = with_url(bad).expect_err(bad);
+        assert!(
+            err.to_string().contains("`auth.chains.alpha.webhook_url`"),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_mistyped_chain_table_key_is_refused_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = from_file(
+        dir.path(),
+        &format!("[auth.chains.alpha]\ntokens_sha256 = [\"{HASH_A}\"]\nwebhook_ulr = \"x\"\n"),
+    )
+    .expect_err("unknown key");
+    let text = err.to_string();
+    assert!(
+        text.contains("webhook_ulr") && text.contains("alpha"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_webhooks_section_is_read_from_file_and_environment_and_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = from_file(
+        dir.path(),
+        "[webhooks]\nmax_age_secs = 60\nmax_backoff_secs = 2\ntimeout_ms = 500\n",
+    )
+    .expect("valid");
+    assert_eq!(
+        (
+            s.webhooks.max_age,
+            s.webhooks.max_backoff,
+            s.webhooks.timeout
+        ),
+        (
+            Duration::from_secs(60),
+            Duration::from_secs(2),
+            Duration::from_millis(500)
+        )
+    );
+    let s = validated(&[("BTCTS_WEBHOOKS_MAX_BACKOFF_SECS", "7")]).expect("from env");
+    assert_eq!(s.webhooks.max_backoff, Duration::from_secs(7));
+    for (var, key) in [
+        ("BTCTS_WEBHOOKS_MAX_AGE_SECS", "webhooks.max_age_secs"),
+        (
+            "BTCTS_WEBHOOKS_MAX_BACKOFF_SECS",
+            "webhooks.max_backoff_secs",
+        ),
+        ("BTCTS_WEBHOOKS_TIMEOUT_MS", "webhooks.timeout_ms"),
+    ] {
+        let err = validated(&[(var, "0")]).expect_err("0 is refused");
+        assert!(
+            err.to_string().contains(&format!("`{key}`")),
+            "{var}: {err}"
+        );
+    }
+}
