@@ -282,3 +282,45 @@ fn a_schema_2_store_is_upgraded_on_open() {
     assert_eq!(all(&store, events[1].id, Some("a"), 10).len(), 1);
     assert_eq!(store.pending_count().expect("count"), 0);
 }
+
+/// The wire format, version 1: one event of each type, as a store writes
+/// them, pinned byte for byte (`BTCTS_WRITE_GOLDEN=1` rewrites the file;
+/// a change there is a format change: bump `EVENT_VERSION`).
+#[test]
+fn the_event_format_is_pinned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    store
+        .submit(&[block("osmosis-1", 7, 1), digest(9)])
+        .expect("stored");
+    store.seal_batch(u64::MAX).expect("sealed");
+    anchor(&store, 0, Some((1, 1)), false);
+    anchor(&store, 0, Some((1, 6)), true);
+    anchor(&store, 0, None, false);
+    store.submit(&[block("osmosis-1", 7, 2)]).expect("a fork");
+    let events = all(&store, 0, None, 100);
+    let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+    use EventType::*;
+    assert_eq!(
+        kinds,
+        [
+            RecordBatched,
+            RecordAnchored,
+            RecordConfirmed,
+            RecordReorged,
+            ChainFork
+        ]
+    );
+    let text = format!(
+        "{}\n",
+        serde_json::to_string_pretty(&events).expect("serializes")
+    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/events-v1.json");
+    if std::env::var_os("BTCTS_WRITE_GOLDEN").is_some() {
+        std::fs::write(path, &text).expect("writes");
+    }
+    let golden = std::fs::read_to_string(path).expect("golden file");
+    assert_eq!(text, golden, "the event format changed");
+    let back: Vec<Event> = serde_json::from_str(&golden).expect("parses");
+    assert_eq!(back, events);
+}

@@ -89,6 +89,7 @@ pub fn harness_full(
         ots,
         ibc: Default::default(),
         anchoring: None,
+        events: btcts_api::events::EventStreams::new(&Default::default()),
     });
     Harness {
         _dir: dir,
