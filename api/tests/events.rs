@@ -402,3 +402,151 @@ async fn streams_have_limits_auth_heartbeats_and_end_on_shutdown() -> Result<()>
     }
     Ok(())
 }
+
+/// Resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .context("VmRSS")?
+        .parse()
+        .map_err(Into::into)
+}
+
+/// Latencies of `n` sequential reads of a chain's status, p50 and p99 in ms.
+async fn read_latency(d: &Daemon, n: usize) -> Result<(f64, f64)> {
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/chains/chain-0/status", d.url);
+    let mut ms = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        let r = client.get(&url).send().await?;
+        ensure!(r.status() == 200, "status answered {}", r.status());
+        r.bytes().await?;
+        ms.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    ms.sort_by(f64::total_cmp);
+    Ok((ms[n / 2], ms[n * 99 / 100]))
+}
+
+/// Opens `n` connections on `port`, each sending `request` and reading
+/// the response head (a 200); they stay open.
+async fn hold(port: u16, request: &[u8], n: usize) -> Result<Vec<tokio::net::TcpStream>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        s.write_all(request).await?;
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            ensure!(s.read(&mut byte).await? == 1, "closed: {head:?}");
+            head.push(byte[0]);
+        }
+        ensure!(
+            head.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        held.push(s);
+    }
+    Ok(held)
+}
+
+/// A server measured idle and with 1,000 connections held: RSS (KiB),
+/// status p50 and p99 (ms).
+struct Thousand {
+    idle: (u64, f64, f64),
+    busy: (u64, f64, f64),
+    held: Vec<tokio::net::TcpStream>,
+    daemon: Daemon,
+    _node: RegtestNode,
+    _dir: tempfile::TempDir,
+}
+
+/// A fresh server's RSS (KiB) and status p50/p99 (ms), then the same with
+/// 1,000 connections holding `request` open; the connections.
+async fn with_thousand(request: &[u8]) -> Result<Thousand> {
+    let node = RegtestNode::start()?;
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let config = config_with(dir.path(), &node, port, "[events]\nmax_streams = 2000\n")?;
+    let daemon = start(&config, port, &dir.path().join("btcts.log")).await?;
+    let pid = daemon.child.id();
+    submit(&daemon, 0, 0..10, 1).await?;
+    read_latency(&daemon, 200).await?; // warm up
+    let (p50, p99) = read_latency(&daemon, 1000).await?;
+    let idle = (rss_kib(pid)?, p50, p99);
+    let held = hold(port, request, 1000).await?;
+    let (p50, p99) = read_latency(&daemon, 1000).await?;
+    let busy = (rss_kib(pid)?, p50, p99);
+    Ok(Thousand {
+        idle,
+        busy,
+        held,
+        daemon,
+        _node: node,
+        _dir: dir,
+    })
+}
+
+/// 1,000 idle streams: a read route's p99 stays within 2× of the idle
+/// server's, and each stream costs no more memory than an idle keep-alive
+/// connection (hyper's buffers); figures in docs/BENCHMARKS.md.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_idle_streams_cost_what_idle_connections_cost() -> Result<()> {
+    use tokio::io::AsyncReadExt;
+    let plain = with_thousand(b"GET /healthz HTTP/1.1\r\nHost: btcts\r\n\r\n").await?;
+    let (plain_idle, plain) = (plain.idle, plain.busy);
+    let Thousand {
+        idle,
+        busy,
+        held: mut streams,
+        daemon,
+        ..
+    } = with_thousand(b"GET /v1/chains/chain-0/events HTTP/1.1\r\nHost: btcts\r\n\r\n").await?;
+    eprintln!(
+        "1000 idle keep-alive connections: RSS {} -> {} KiB, status p50/p99 {:.2}/{:.2} -> {:.2}/{:.2} ms",
+        plain_idle.0, plain.0, plain_idle.1, plain_idle.2, plain.1, plain.2
+    );
+    eprintln!(
+        "1000 idle event streams: RSS {} -> {} KiB, status p50/p99 {:.2}/{:.2} -> {:.2}/{:.2} ms",
+        idle.0, busy.0, idle.1, idle.2, busy.1, busy.2
+    );
+    let stream_cost = busy.0.saturating_sub(idle.0);
+    let plain_cost = plain.0.saturating_sub(plain_idle.0);
+    ensure!(
+        stream_cost <= plain_cost + plain_cost / 4 + 2048,
+        "1000 streams cost {stream_cost} KiB, 1000 idle connections {plain_cost} KiB"
+    );
+    ensure!(
+        busy.0 <= 4 * idle.0,
+        "memory grew from {} KiB to {} KiB",
+        idle.0,
+        busy.0
+    );
+    // 1 ms of slack: on a shared 2-core machine sub-millisecond p99s jitter.
+    ensure!(
+        busy.2 <= 2.0 * idle.2 + 1.0,
+        "p99 went from {:.2} ms to {:.2} ms",
+        idle.2,
+        busy.2
+    );
+    // An event reaches them all.
+    submit(&daemon, 0, 5..6, 2).await?;
+    let mut reached = 0;
+    for s in &mut streams {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await??;
+        if String::from_utf8_lossy(&buf[..n]).contains("chain.fork") {
+            reached += 1;
+        }
+    }
+    ensure!(
+        reached == 1000,
+        "the fork reached {reached} of 1000 streams"
+    );
+    Ok(())
+}
