@@ -22,6 +22,7 @@ pub use routes::parse_submission;
 pub mod server;
 pub mod status;
 mod verify_cmd;
+mod webhooks;
 
 use std::ffi::OsString;
 use std::io::Write;

@@ -190,6 +190,21 @@ pub const METRICS: &[Metric] = &[
         "Projected monthly anchoring cost in satoshis at the current cadence and fees.",
     ),
     m(
+        "btcts_webhook_deliveries_total",
+        Counter,
+        "Webhook delivery attempts, by chain and result (ok, http_error, network_error).",
+    ),
+    m(
+        "btcts_webhook_dropped_total",
+        Counter,
+        "Webhook events dropped undelivered after webhooks.max_age_secs, by chain.",
+    ),
+    m(
+        "btcts_webhook_backlog",
+        Gauge,
+        "Event ids a chain's webhook is behind the last event written (approximate: counts other chains' ids).",
+    ),
+    m(
         "btcts_ibc_chain_halted",
         Gauge,
         "1 when IBC delivery to the chain is halted or has failed 5 polls in a row.",

@@ -443,6 +443,10 @@ pub async fn serve(
     let poll = settings.anchor.poll;
     let anchoring_view = anchorer.view();
     let anchoring = tokio::spawn(anchorer.run(stop_rx.clone()));
+    // Webhooks: a task per chain that names one, apart from anchoring and
+    // the API (docs/events.md, Webhooks).
+    let webhooks =
+        crate::webhooks::start(&settings.webhooks, &store, Arc::new(SystemClock), &stop_rx)?;
     let tips = Arc::new(btc_submitter::TipCache::new(TIP_CACHE_DEPTH));
     let refresher = tokio::spawn(follow_tip(
         tips.clone(),
@@ -502,6 +506,9 @@ pub async fn serve(
     info!("HTTP drained; stopping the anchoring loop");
     let _ = stop_tx.send(true);
     let _ = refresher.await;
+    for webhook in webhooks {
+        let _ = webhook.await;
+    }
     tokio::task::spawn_blocking(move || deliveries.join()).await?;
     if anchoring.await.ok().flatten().is_none() {
         warn!("the anchoring loop had stopped on its own");
