@@ -78,7 +78,11 @@ pub fn start(
                 failing: false,
                 cursor: Cursor::at(0),
             };
-            info!(chain = %target.chain, url = %target.url, "webhook delivery started");
+            // Only the origin is ever logged: webhook URLs often carry a
+            // credential in their path or query.
+            let origin = reqwest::Url::parse(&target.url)
+                .map_or_else(|_| "?".to_owned(), |u| u.origin().ascii_serialization());
+            info!(chain = %target.chain, origin = %origin, "webhook delivery started");
             tokio::spawn(webhook.run(stop.clone()))
         })
         .collect())
@@ -368,7 +372,7 @@ impl Webhook {
             .body(body.to_vec())
             .send()
             .await
-            .map_err(|e| Failure::Network(e.to_string()))?;
+            .map_err(|e| Failure::Network(btcts_feeder::causes(&e.without_url())))?;
         let status = response.status();
         if status.is_success() {
             Ok(())

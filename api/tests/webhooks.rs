@@ -22,6 +22,8 @@ use common::*;
 const HOOKED: &str = "hooked-1";
 const HOOKED_TOKEN: &str = "token-hooked";
 const SECRET: &str = "whsec_e2e-secret";
+/// Webhook URLs often carry a credential: never logged.
+const URL_SECRET: &str = "url-credential-9f2c";
 const KINDS: [&str; 3] = ["record.batched", "record.anchored", "record.confirmed"];
 
 /// The `verify_webhook` function from docs/events.md.
@@ -153,7 +155,7 @@ impl Setup {
         );
         text.push_str(&format!(
             "[auth.chains.\"{HOOKED}\"]\ntokens_sha256 = [\"{}\"]\n\
-             webhook_url = \"http://127.0.0.1:{hook_port}/btcts\"\n\
+             webhook_url = \"http://127.0.0.1:{hook_port}/btcts?key={URL_SECRET}\"\n\
              webhook_secret_file = \"{}\"\n\
              [webhooks]\nmax_backoff_secs = 2\ntimeout_ms = 2000\n",
             TokenHash::of(HOOKED_TOKEN)
@@ -359,6 +361,11 @@ async fn a_receiver_down_for_a_minute_gets_every_event_afterwards() -> Result<()
     let events = s.wait_all(&ids).await?;
     let by_transition = check_events(&events)?;
     ensure!(by_transition.len() == ids.len() * 3, "{by_transition:?}");
+    let log = std::fs::read_to_string(s.log())?;
+    ensure!(
+        log.contains("webhook receiver unreachable") && !log.contains(URL_SECRET),
+        "the outage is logged, the webhook URL's credential never:\n{log}"
+    );
     Ok(())
 }
 
