@@ -441,3 +441,34 @@ async fn events_older_than_max_age_are_dropped_counted_and_logged_per_run() -> R
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_receiver_is_retried_until_it_accepts() -> Result<()> {
+    let s = Setup::new()?;
+    // A receiver with another secret answers 401 to every delivery.
+    let wrong = s.dir.path().join("wrong.secret");
+    std::fs::write(&wrong, "not-the-secret")?;
+    let refusing = start_receiver(&s.script, s.hook_port, &wrong, &s.out)?;
+    let d = s.start().await?;
+    let ids = submit_as(&d, HOOKED, HOOKED_TOKEN, 1..3, 5).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while deliveries(&d, "http_error").await? < 2.0 {
+        ensure!(Instant::now() < deadline, "no refused attempt counted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    ensure!(
+        deliveries(&d, "ok").await? == 0.0,
+        "a 401 is not a delivery"
+    );
+    drop(refusing);
+    let _receiver = s.receiver()?;
+    mine_until(&d, &s.node, &ids[0], K).await?;
+    let events = s.wait_all(&ids).await?;
+    check_events(&events)?;
+    let log = std::fs::read_to_string(s.log())?;
+    ensure!(
+        log.contains("webhook receiver refused a delivery") && log.contains("status=401"),
+        "{log}"
+    );
+    Ok(())
+}
