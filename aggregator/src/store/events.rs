@@ -19,6 +19,9 @@ use crate::types::{BatchSeq, ChainId, LeafHash, Record};
 /// Records read per call when no chain is named (digests are skipped, and
 /// a batch may be all digests): bounds one call's work.
 const SCAN_BUDGET: u64 = 20_000;
+/// Log entries read per call: a chain far behind on a busy store skips
+/// other chains' entries this many at a time.
+pub(super) const ENTRY_BUDGET: usize = 4_096;
 
 /// One row of [`EVENTS`].
 #[derive(Serialize, Deserialize, Debug)]
@@ -268,7 +271,7 @@ fn read_events(
         next: after,
     };
     let mut scanned = 0u64;
-    for row in log.range(start..)? {
+    for row in log.range(start..)?.take(ENTRY_BUDGET) {
         let (k, v) = row?;
         let base = k.value();
         let entry = decode_entry(base, v.value())?;

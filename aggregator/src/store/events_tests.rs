@@ -324,3 +324,30 @@ fn the_event_format_is_pinned() {
     let back: Vec<Event> = serde_json::from_str(&golden).expect("parses");
     assert_eq!(back, events);
 }
+
+/// A chain far behind skips other chains' entries a bounded number at a
+/// time, and still gets everything.
+#[test]
+fn a_page_reads_a_bounded_number_of_entries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    store.submit(&[block("b", 0, 1)]).expect("stored");
+    store.seal_batch(u64::MAX).expect("sealed");
+    let batches = super::events::ENTRY_BUDGET as u64 + 10;
+    for h in 0..batches {
+        store.submit(&[block("a", h, 1)]).expect("stored");
+        store.seal_batch(u64::MAX).expect("sealed");
+    }
+    store.submit(&[block("b", 1, 1)]).expect("stored");
+    store.seal_batch(u64::MAX).expect("sealed");
+    let b = ChainId::new("b").expect("id");
+    let first = store.events_after(1, Some(&b), 10).expect("reads");
+    assert!(first.events.is_empty());
+    assert_eq!(
+        first.next,
+        1 + super::events::ENTRY_BUDGET as u64,
+        "one id per entry read"
+    );
+    let rest = all(&store, 1, Some("b"), 10);
+    assert_eq!(kinds(&rest), [(EventType::RecordBatched, 1)]);
+}
