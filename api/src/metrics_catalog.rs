@@ -80,6 +80,16 @@ pub const METRICS: &[Metric] = &[
         "Records waiting to be sealed into a batch.",
     ),
     m(
+        "btcts_event_streams",
+        Gauge,
+        "Event streams (Server-Sent Events) open now.",
+    ),
+    m(
+        "btcts_events_sent_total",
+        Counter,
+        "Events written to event streams.",
+    ),
+    m(
         "btcts_store_disk_bytes",
         Gauge,
         "Size of the redb store file in bytes (measured at each scrape).",
