@@ -496,6 +496,7 @@ async fn with_thousand(request: &[u8]) -> Result<Thousand> {
 /// server's, and each stream costs no more memory than an idle keep-alive
 /// connection (hyper's buffers); figures in docs/BENCHMARKS.md.
 #[tokio::test(flavor = "multi_thread")]
+#[allow(clippy::print_stderr)] // the figures are the test's report
 async fn a_thousand_idle_streams_cost_what_idle_connections_cost() -> Result<()> {
     use tokio::io::AsyncReadExt;
     let plain = with_thousand(b"GET /healthz HTTP/1.1\r\nHost: btcts\r\n\r\n").await?;
