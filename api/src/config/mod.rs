@@ -271,6 +271,17 @@ impl Config {
         let l = &self.limits;
         l.validate()?;
         self.events.validate()?;
+        // Webhooks deliver from the event log: an event it no longer holds
+        // could not be delivered, nor counted as dropped.
+        if self.webhooks.max_age_secs > self.events.retention_days.saturating_mul(86_400) {
+            return Err(invalid(
+                "webhooks.max_age_secs",
+                format!(
+                    "{} s is longer than events.retention_days ({} days): events would be pruned before their last retry",
+                    self.webhooks.max_age_secs, self.events.retention_days
+                ),
+            ));
+        }
         for (key, v) in [
             ("batching.early_anchor_at", self.batching.early_anchor_at),
             (

@@ -476,3 +476,24 @@ fn the_webhooks_section_is_read_from_file_and_environment_and_checked() {
         );
     }
 }
+
+/// Webhooks retry only within what the event log keeps.
+#[test]
+fn webhook_max_age_must_fit_the_event_retention() {
+    let with = |age: &str| {
+        Config::load(
+            None,
+            env(&[
+                ("BTCTS_NODE_USER", "u"),
+                ("BTCTS_NODE_PASSWORD", "p"),
+                ("BTCTS_EVENTS_RETENTION_DAYS", "1"),
+                ("BTCTS_WEBHOOKS_MAX_AGE_SECS", age),
+            ]),
+        )
+        .expect("loads")
+        .validate()
+    };
+    let err = with("86401").expect_err("refused");
+    assert!(err.to_string().contains("webhooks.max_age_secs"), "{err}");
+    with("86400").expect("fits");
+}
