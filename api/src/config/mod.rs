@@ -331,6 +331,28 @@ impl Config {
             )?;
             chain_delay_blocks.insert(id, blocks);
         }
+        // The same budget may sit in the chain's own `[auth.chains.<id>]` table.
+        for (chain, entry) in &self.auth.chains {
+            let ChainAuth::Table(table) = entry else {
+                continue;
+            };
+            let Some(blocks) = table.max_anchor_delay_blocks else {
+                continue;
+            };
+            let key = format!("auth.chains.{chain}.max_anchor_delay_blocks");
+            let id = ChainId::new(chain.clone()).map_err(|e| invalid(&key, e))?;
+            in_range(
+                &key,
+                "batching.max_anchor_delay_blocks_by_chain",
+                u64::from(blocks),
+            )?;
+            if chain_delay_blocks.insert(id, blocks).is_some() {
+                return Err(invalid(
+                    &key,
+                    "also set in [batching.max_anchor_delay_blocks_by_chain]; keep one",
+                ));
+            }
+        }
         let mut anchor = AnchorConfig::new(network);
         anchor.cadence = btc_submitter::Cadence {
             min_blocks_between_anchors: self.batching.min_blocks_between_anchors.unwrap_or(

@@ -284,6 +284,19 @@ fn anchoring_cost_settings_are_read_checked_and_default_by_network() {
     let s = file("[batching.max_anchor_delay_blocks_by_chain]\n\"fast-1\" = 2\n").expect("valid");
     let fast = ChainId::new("fast-1").expect("id");
     assert_eq!(s.anchor.cadence.chain_delay_blocks.get(&fast), Some(&2));
+    // Or in the chain's own table, not in both.
+    let own = "[auth.chains.fast-1]\ntokens_sha256 = []\nmax_anchor_delay_blocks = 3\n";
+    let s = file(own).expect("valid");
+    assert_eq!(s.anchor.cadence.chain_delay_blocks.get(&fast), Some(&3));
+    let both = format!("{own}[batching.max_anchor_delay_blocks_by_chain]\n\"fast-1\" = 2\n");
+    let err = file(&both).expect_err("both");
+    assert!(
+        err.to_string()
+            .contains("auth.chains.fast-1.max_anchor_delay_blocks"),
+        "{err}"
+    );
+    let err = file("[auth.chains.fast-1]\nmax_anchor_delay_blocks = 0\n").expect_err("0");
+    assert!(err.to_string().contains("max_anchor_delay_blocks"), "{err}");
     for bad in [
         "[batching.max_anchor_delay_blocks_by_chain]\n\"fast-1\" = 0\n",
         "[batching.max_anchor_delay_blocks_by_chain]\n\"no spaces\" = 2\n",

@@ -41,6 +41,10 @@ pub struct ChainAuthTable {
     /// A file holding the HMAC secret that signs each delivery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_secret_file: Option<PathBuf>,
+    /// The chain's latency budget in blocks: the same as
+    /// `[batching.max_anchor_delay_blocks_by_chain] <id> = n`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_anchor_delay_blocks: Option<u32>,
 }
 
 impl TryFrom<toml::Value> for ChainAuth {
