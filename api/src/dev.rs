@@ -70,6 +70,7 @@ pub fn run(args: &DevArgs, out: &mut impl Write) -> anyhow::Result<()> {
             env_config.events.validate()?;
             env_config.events
         },
+        access_log: env_config.log.access,
         webhooks: crate::config::WebhookSettings::default(),
     };
     writeln!(

@@ -18,7 +18,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::{GovernorError, GovernorLayer};
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::auth::Credentials;
 use crate::config::{LimitsSection, Settings};
@@ -56,6 +56,9 @@ pub struct AppState {
     pub anchoring: Option<btc_submitter::AnchoringView>,
     /// Event streams: their limit, heartbeat and the closing signal.
     pub events: crate::events::EventStreams,
+    /// Log every request at `info` (`[log] access`); otherwise requests are
+    /// logged at `debug`, and those answered 5xx at `warn`.
+    pub access_log: bool,
 }
 
 /// The OpenTimestamps part of [`AppState`].
@@ -200,7 +203,7 @@ pub fn app(state: Arc<AppState>) -> Router {
                 retry_after: None,
             }
         })
-        .layer(middleware::from_fn(observe))
+        .layer(middleware::from_fn_with_state(state.access_log, observe))
         .layer(middleware::from_fn_with_state(
             Guard {
                 limits: limits.clone(),
@@ -313,8 +316,11 @@ fn is_json(r: &Response) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
 }
 
-/// Request id, a log line per request, and Prometheus counters by route and status.
-async fn observe(req: Request, next: Next) -> Response {
+/// Request id, a log line per request (at `info` with `[log] access`,
+/// else at `debug`; 5xx always at `warn`), and Prometheus counters by
+/// route and status. Writing a line per request serialises every request
+/// on stderr, so it is off by default (issue 18).
+async fn observe(State(access_log): State<bool>, req: Request, next: Next) -> Response {
     static NEXT_ID: AtomicU64 = AtomicU64::new(1);
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let route = req
@@ -328,7 +334,12 @@ async fn observe(req: Request, next: Next) -> Response {
     let mut response = next.run(req).instrument(span.clone()).await;
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    span.in_scope(|| info!(status, ms = elapsed.as_secs_f64() * 1e3, "request"));
+    let ms = elapsed.as_secs_f64() * 1e3;
+    span.in_scope(|| match status {
+        500.. => warn!(status, ms, "request"),
+        _ if access_log => info!(status, ms, "request"),
+        _ => debug!(status, ms, "request"),
+    });
     metrics::counter!("btcts_http_requests_total", "route" => route.clone(), "status" => status.to_string()).increment(1);
     metrics::histogram!("btcts_http_request_duration_seconds", "route" => route)
         .record(elapsed.as_secs_f64());
@@ -491,6 +502,7 @@ pub async fn serve(
         ibc,
         anchoring: Some(anchoring_view),
         events: events.clone(),
+        access_log: settings.access_log,
     });
     let connections = crate::listener::ConnectionLimits {
         max_connections: settings.limits.max_connections,

@@ -281,6 +281,7 @@ async fn readyz_costs_one_node_call_a_second_and_is_rate_limited() {
         ibc: Default::default(),
         anchoring: None,
         events: btcts_api::events::EventStreams::new(&Default::default()),
+        access_log: false,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

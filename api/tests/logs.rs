@@ -85,3 +85,33 @@ async fn text_format_piped_has_no_escape_codes() -> Result<()> {
     );
     no_escape_codes(&lines)
 }
+
+/// A line per request only with `[log] access` (here BTCTS_LOG_ACCESS):
+/// by default requests are logged at debug, which `info` filters out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_logged_only_with_the_access_log_on() -> Result<()> {
+    let requests = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|l| l.contains("\"message\":\"request\""))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let quiet = serve_and_log(&[]).await?;
+    ensure!(
+        requests(&quiet).is_empty(),
+        "request lines without the access log: {:?}",
+        requests(&quiet)
+    );
+    let logged = serve_and_log(&[("BTCTS_LOG_ACCESS", "true".as_ref())]).await?;
+    let lines = requests(&logged);
+    ensure!(
+        lines.iter().any(|l| l.contains("\"status\":202")),
+        "no access line for the submission: {lines:?}"
+    );
+    ensure!(
+        lines.iter().all(|l| l.contains("\"level\":\"INFO\"")),
+        "{lines:?}"
+    );
+    Ok(())
+}

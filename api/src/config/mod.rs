@@ -393,6 +393,7 @@ impl Config {
             anchor,
             limits: l.clone(),
             events: self.events.clone(),
+            access_log: self.log.access,
             credentials: self.credentials()?,
             webhooks: self.webhooks.validate(&self.auth)?,
         })
@@ -477,6 +478,8 @@ pub struct Settings {
     pub events: EventsSection,
     /// Webhooks, one per chain that names one.
     pub webhooks: WebhookSettings,
+    /// `[log] access`: every request logged at `info`.
+    pub access_log: bool,
 }
 
 /// `btcts config example`: a commented configuration with every key.

@@ -15,6 +15,9 @@ pub struct LogSection {
     /// `text` (one human-readable line per event) or `json` (one JSON
     /// object per line). Colour only when stderr is a terminal.
     pub format: LogFormat,
+    /// A line per HTTP request at `info` (an access log). Off: requests
+    /// are logged at `debug` (`RUST_LOG=btcts_api=debug`), 5xx at `warn`.
+    pub access: bool,
 }
 
 /// The log line format.

@@ -90,6 +90,7 @@ pub fn harness_full(
         ibc: Default::default(),
         anchoring: None,
         events: btcts_api::events::EventStreams::new(&Default::default()),
+        access_log: false,
     });
     Harness {
         _dir: dir,
