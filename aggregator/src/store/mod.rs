@@ -8,10 +8,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{
-    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    WriteTransaction,
-};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTableMetadata, WriteTransaction};
 use tracing::info;
 
 use crate::clock::Clock;
@@ -205,53 +202,6 @@ impl Store {
 
     fn init_schema(&self) -> Result<(), StoreError> {
         self.with(|db| self.init_schema_in(db))
-    }
-
-    fn init_schema_in(&self, db: &Database) -> Result<(), StoreError> {
-        let txn = db.begin_write()?;
-        {
-            let mut meta = txn.open_table(META)?;
-            let found = meta.get(META_SCHEMA_VERSION)?.map(|v| v.value());
-            match found {
-                Some(v) if v == SCHEMA_VERSION => {}
-                Some(1) => {
-                    // The summary backfill indexes chain records too.
-                    summary::backfill(&txn)?;
-                    meta.insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
-                    info!("store upgraded from schema 1 to {SCHEMA_VERSION} (per-chain batch summary, chain records, event log)");
-                }
-                Some(2) => {
-                    summary::backfill_chain_records(&txn, meta_get(&meta, META_SEALED_UPTO)?)?;
-                    meta.insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
-                    info!("store upgraded from schema 2 to {SCHEMA_VERSION} (chain records, event log)");
-                }
-                Some(v) => {
-                    return Err(StoreError::SchemaVersion {
-                        found: v,
-                        expected: SCHEMA_VERSION,
-                    })
-                }
-                None => {
-                    meta.insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
-                }
-            }
-            for table in [RECORDS, BATCHES] {
-                txn.open_table(table)?;
-            }
-            txn.open_table(RECORD_IDS)?;
-            txn.open_table(RECORD_IDS_OVERFLOW)?;
-            txn.open_table(CHAIN_HEIGHTS)?;
-            txn.open_table(CONFLICTS)?;
-            txn.open_table(BATCH_STARTS)?;
-            txn.open_table(TREE_PAGES)?;
-            txn.open_table(ANCHORS)?;
-            txn.open_table(CHAIN_BATCHES)?;
-            txn.open_table(CHAIN_RECORDS)?;
-            txn.open_table(EVENTS)?;
-            txn.open_table(WEBHOOK_CURSORS)?;
-        }
-        txn.commit()?;
-        Ok(())
     }
 
     /// Stores `records` (ids precomputed with [`leaf::leaf_hash`]) in one
@@ -609,6 +559,7 @@ mod health_tests;
 #[cfg(feature = "test-utils")]
 mod hook;
 mod lists;
+mod schema_init;
 mod summary;
 #[cfg(test)]
 mod summary_tests;

@@ -1,0 +1,59 @@
+//! Opening a store: its schema version checked, older versions upgraded
+//! (1: the per-chain batch summary; 2: chain records and the event log),
+//! every table created.
+
+use redb::{Database, ReadableTable};
+use tracing::info;
+
+use super::codec::meta_get;
+use super::{summary, Store, StoreError};
+use crate::schema::*;
+
+impl Store {
+    pub(super) fn init_schema_in(&self, db: &Database) -> Result<(), StoreError> {
+        let txn = db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = meta.get(META_SCHEMA_VERSION)?.map(|v| v.value());
+            match found {
+                Some(v) if v == SCHEMA_VERSION => {}
+                Some(1) => {
+                    // The summary backfill indexes chain records too.
+                    summary::backfill(&txn)?;
+                    meta.insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
+                    info!("store upgraded from schema 1 to {SCHEMA_VERSION} (per-chain batch summary, chain records, event log)");
+                }
+                Some(2) => {
+                    summary::backfill_chain_records(&txn, meta_get(&meta, META_SEALED_UPTO)?)?;
+                    meta.insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
+                    info!("store upgraded from schema 2 to {SCHEMA_VERSION} (chain records, event log)");
+                }
+                Some(v) => {
+                    return Err(StoreError::SchemaVersion {
+                        found: v,
+                        expected: SCHEMA_VERSION,
+                    })
+                }
+                None => {
+                    meta.insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
+                }
+            }
+            for table in [RECORDS, BATCHES] {
+                txn.open_table(table)?;
+            }
+            txn.open_table(RECORD_IDS)?;
+            txn.open_table(RECORD_IDS_OVERFLOW)?;
+            txn.open_table(CHAIN_HEIGHTS)?;
+            txn.open_table(CONFLICTS)?;
+            txn.open_table(BATCH_STARTS)?;
+            txn.open_table(TREE_PAGES)?;
+            txn.open_table(ANCHORS)?;
+            txn.open_table(CHAIN_BATCHES)?;
+            txn.open_table(CHAIN_RECORDS)?;
+            txn.open_table(EVENTS)?;
+            txn.open_table(WEBHOOK_CURSORS)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
