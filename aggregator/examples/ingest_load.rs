@@ -1,8 +1,10 @@
 //! Durable ingest throughput as the store grows: 64 concurrent callers
 //! submitting 1000-record requests through the group-commit writer, printing
-//! records/s for every 256k records. See docs/BENCHMARKS.md.
+//! records/s for every window of `window` records (default 1M), then the
+//! store's bytes on disk per record and the process's RSS. See
+//! docs/BENCHMARKS.md.
 //!
-//! `cargo run --release -p aggregator --example ingest_load -- [total] [per_request] [callers]`
+//! `cargo run --release -p aggregator --example ingest_load -- [total] [per_request] [callers] [window]`
 
 #![allow(clippy::print_stdout)]
 
@@ -33,8 +35,10 @@ fn main() {
     let total = args.first().copied().unwrap_or(2_048_000);
     let per_request = args.get(1).copied().unwrap_or(1000);
     let callers = args.get(2).copied().unwrap_or(64);
+    let window = args.get(3).copied().unwrap_or(1_000_000).max(1);
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path().join("load.redb"), Arc::new(SystemClock)).expect("store");
+    let file = dir.path().join("load.redb");
+    let store = Store::open(&file, Arc::new(SystemClock)).expect("store");
     let (ingestor, writer) = Ingestor::start(store).expect("writer");
     let next = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
@@ -68,9 +72,9 @@ fn main() {
                 loop {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     let n = done.load(Ordering::Relaxed);
-                    if n - last_n >= 256_000 || n >= total {
+                    if n / window > last_n / window || n >= total {
                         let rate = (n - last_n) as f64 / last_t.elapsed().as_secs_f64();
-                        println!("{n:>9} records stored  {rate:>9.0} records/s");
+                        println!("{last_n:>9} – {n:>9} records stored  {rate:>9.0} records/s");
                         (last_n, last_t) = (n, Instant::now());
                     }
                     if n >= total {
@@ -91,4 +95,31 @@ fn main() {
     );
     drop(ingestor);
     writer.join();
+    let reopen = Instant::now();
+    let store = Store::open(&file, Arc::new(SystemClock)).expect("reopens");
+    println!(
+        "reopened in {:.2} s ({} records)",
+        reopen.elapsed().as_secs_f64(),
+        store.record_count().expect("count")
+    );
+    drop(store);
+    let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "store file: {:.1} MB, {:.0} bytes per record; RSS {:.1} MB",
+        bytes as f64 / 1e6,
+        bytes as f64 / total.max(1) as f64,
+        rss_bytes() as f64 / 1e6
+    );
+}
+
+/// This process's resident set (`VmRSS`), 0 where /proc is absent.
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
 }

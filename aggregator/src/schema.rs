@@ -7,9 +7,10 @@
 use redb::TableDefinition;
 
 /// The layout version written on create and required on open. Version 1
-/// stores (before [`CHAIN_BATCHES`]) and version 2 stores (before
-/// [`EVENTS`] and [`CHAIN_RECORDS`]) are upgraded on open.
-pub const SCHEMA_VERSION: u64 = 3;
+/// stores (before [`CHAIN_BATCHES`]), version 2 stores (before [`EVENTS`]
+/// and [`CHAIN_RECORDS`]) and version 3 stores (one id table,
+/// [`RECORD_IDS_V3`], before [`RECORD_ID_GENERATIONS`]) are upgraded on open.
+pub const SCHEMA_VERSION: u64 = 4;
 
 /// Counters and the schema version (`META_*` keys).
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -23,16 +24,28 @@ pub const META_SEALED_UPTO: &str = "sealed_upto";
 pub const META_NEXT_BATCH: &str = "next_batch";
 /// Key in [`META`]: the id the next event gets (events start at 1).
 pub const META_NEXT_EVENT: &str = "next_event";
+/// Key in [`META`]: log2 of the records per id generation
+/// ([`RECORD_ID_GENERATIONS`]), fixed when the store is created.
+pub const META_ID_GENERATION_BITS: &str = "id_generation_bits";
 /// Key in [`META`]: every event below this id was pruned.
 pub const META_EVENTS_PRUNED_BELOW: &str = "events_pruned_below";
 
 /// Record sequence → `leaf hash (32) ‖ received unix ms (u64 BE) ‖ leaf preimage`.
 pub const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
-/// First 8 bytes of a record id (big-endian) → the record that first had
-/// that prefix. Short keys keep the one randomly keyed table small; a record
-/// whose prefix is taken by another goes to [`RECORD_IDS_OVERFLOW`].
-pub const RECORD_IDS: TableDefinition<u64, u64> = TableDefinition::new("record_ids");
-/// Full record id → record sequence, for ids whose prefix was already taken.
+/// `generation (u64) ‖ first 8 bytes of a record id (big-endian)` as one
+/// integer → the record of that generation that first had that prefix. A
+/// record's generation is its sequence number >> [`META_ID_GENERATION_BITS`] (20), so new records only
+/// ever go into the newest generation's key range; a record whose prefix is
+/// taken within its generation goes to [`RECORD_IDS_OVERFLOW`]. Lookups ask
+/// each generation whose in-memory Bloom filter may hold the prefix
+/// (`store::id_index`).
+pub const RECORD_ID_GENERATIONS: TableDefinition<u128, u64> =
+    TableDefinition::new("record_id_generations");
+/// Schema 3's id index (first 8 id bytes → record), moved into
+/// [`RECORD_ID_GENERATIONS`] and deleted by the upgrade to schema 4.
+pub const RECORD_IDS_V3: TableDefinition<u64, u64> = TableDefinition::new("record_ids");
+/// Full record id → record sequence, for ids whose prefix was already taken
+/// (in schema 3: anywhere; from schema 4: within the id's generation).
 pub const RECORD_IDS_OVERFLOW: TableDefinition<&[u8; 32], u64> =
     TableDefinition::new("record_ids_overflow");
 /// `(chain id, height)` → the first PoS block record stored at that height.

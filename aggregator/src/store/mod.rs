@@ -130,6 +130,8 @@ pub struct Conflict {
 pub struct Store {
     db: Arc<Handle>,
     clock: Arc<dyn Clock>,
+    /// The id index's per-generation filters ([`id_index`]).
+    ids: Arc<IdFilters>,
     /// The last event id committed ([`Store::subscribe_events`]).
     events: Arc<tokio::sync::watch::Sender<u64>>,
     /// Summary rows the status queries read (tests hold them to a bound).
@@ -152,6 +154,7 @@ impl Store {
         let store = Store {
             db: Arc::new(Handle::open(open)?),
             clock,
+            ids: Arc::default(),
             events: Arc::new(tokio::sync::watch::Sender::new(0)),
             #[cfg(test)]
             summary_rows: Arc::default(),
@@ -159,6 +162,7 @@ impl Store {
             hook: Arc::default(),
         };
         store.init_schema()?;
+        store.with(|db| store.ids.fill(&db.begin_read()?))?;
         store.published(Some(store.event_bounds()?.last));
         Ok(store)
     }
@@ -221,7 +225,7 @@ impl Store {
             let txn = db.begin_write()?;
             let mut out = Vec::with_capacity(groups.len());
             let last_event = {
-                let mut w = RecordWriter::open(&txn, now)?;
+                let mut w = RecordWriter::open(&txn, &self.ids, now)?;
                 for group in groups {
                     let acks = group
                         .iter()
@@ -329,7 +333,7 @@ impl Store {
     pub fn record(&self, id: &LeafHash) -> Result<Option<StoredRecord>, StoreError> {
         self.with(|db| {
             let txn = db.begin_read()?;
-            let Some(seq) = seq_of(&txn, id)? else {
+            let Some(seq) = seq_of(&self.ids, &txn, id)? else {
                 return Ok(None);
             };
             self.record_by_seq(&txn, seq).map(Some)
@@ -483,7 +487,7 @@ impl Store {
     pub fn proof(&self, id: &LeafHash) -> Result<Option<Proof>, StoreError> {
         self.with(|db| {
             let txn = db.begin_read()?;
-            let Some(seq) = seq_of(&txn, id)? else {
+            let Some(seq) = seq_of(&self.ids, &txn, id)? else {
                 return Ok(None);
             };
             let stored = self.record_by_seq(&txn, seq)?;
@@ -558,6 +562,9 @@ mod health;
 mod health_tests;
 #[cfg(feature = "test-utils")]
 mod hook;
+mod id_index;
+#[cfg(test)]
+mod id_index_tests;
 mod lists;
 mod schema_init;
 mod summary;
@@ -574,5 +581,6 @@ pub use health::RECOVERY_INTERVAL;
 use health::{Handle, Opener};
 #[cfg(feature = "test-utils")]
 pub use hook::AccessHook;
+use id_index::{seq_of, IdFilters};
 pub use lists::{ConflictCursor, Page, RecordsAt};
 use writer::*;

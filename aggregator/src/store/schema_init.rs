@@ -1,12 +1,12 @@
 //! Opening a store: its schema version checked, older versions upgraded
-//! (1: the per-chain batch summary; 2: chain records and the event log),
-//! every table created.
+//! (1: the per-chain batch summary; 2: chain records and the event log;
+//! 3: the id index in generations), every table created.
 
 use redb::{Database, ReadableTable};
 use tracing::info;
 
 use super::codec::meta_get;
-use super::{summary, Store, StoreError};
+use super::{id_index, summary, Store, StoreError};
 use crate::schema::*;
 
 impl Store {
@@ -17,16 +17,18 @@ impl Store {
             let found = meta.get(META_SCHEMA_VERSION)?.map(|v| v.value());
             match found {
                 Some(v) if v == SCHEMA_VERSION => {}
-                Some(1) => {
-                    // The summary backfill indexes chain records too.
-                    summary::backfill(&txn)?;
+                Some(found @ 1..=3) => {
+                    if found == 1 {
+                        // The summary backfill indexes chain records too.
+                        summary::backfill(&txn)?;
+                    } else if found == 2 {
+                        summary::backfill_chain_records(&txn, meta_get(&meta, META_SEALED_UPTO)?)?;
+                    }
+                    let bits = id_index::NEW_STORE_GENERATION_BITS;
+                    let ids = id_index::upgrade_from_prefix_table(&txn, bits)?;
+                    meta.insert(META_ID_GENERATION_BITS, bits)?;
                     meta.insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
-                    info!("store upgraded from schema 1 to {SCHEMA_VERSION} (per-chain batch summary, chain records, event log)");
-                }
-                Some(2) => {
-                    summary::backfill_chain_records(&txn, meta_get(&meta, META_SEALED_UPTO)?)?;
-                    meta.insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
-                    info!("store upgraded from schema 2 to {SCHEMA_VERSION} (chain records, event log)");
+                    info!(ids, "store upgraded from schema {found} to {SCHEMA_VERSION} (per-chain batch summary from 1, chain records and event log from 2, id index in generations from 3)");
                 }
                 Some(v) => {
                     return Err(StoreError::SchemaVersion {
@@ -36,12 +38,13 @@ impl Store {
                 }
                 None => {
                     meta.insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
+                    meta.insert(META_ID_GENERATION_BITS, id_index::NEW_STORE_GENERATION_BITS)?;
                 }
             }
             for table in [RECORDS, BATCHES] {
                 txn.open_table(table)?;
             }
-            txn.open_table(RECORD_IDS)?;
+            txn.open_table(RECORD_ID_GENERATIONS)?;
             txn.open_table(RECORD_IDS_OVERFLOW)?;
             txn.open_table(CHAIN_HEIGHTS)?;
             txn.open_table(CONFLICTS)?;

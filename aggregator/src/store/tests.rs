@@ -66,9 +66,9 @@ fn ids_sharing_a_prefix_are_kept_apart() {
     store.submit(std::slice::from_ref(&a)).expect("stored");
     // Make b's prefix point at a, as a real prefix collision would.
     let txn = store.db.get().expect("db").begin_write().expect("txn");
-    txn.open_table(RECORD_IDS)
+    txn.open_table(RECORD_ID_GENERATIONS)
         .expect("table")
-        .insert(id_prefix(&b.0), 0)
+        .insert(id_index::key(0, id_index::id_prefix(&b.0)), 0)
         .expect("insert");
     txn.commit().expect("commit");
     let first = store.submit(std::slice::from_ref(&b)).expect("stored");

@@ -1,9 +1,11 @@
 //! The ingest path: one insert per table for a new record, and the id index
-//! (8-byte prefixes, full ids in an overflow table on a clash).
+//! (generations of 8-byte prefixes, full ids in an overflow table on a
+//! clash; [`super::id_index`]).
 
-use redb::{ReadTransaction, ReadableTable};
+use redb::ReadableTable;
 
 use super::codec::{decode_id, decode_record, meta_get};
+use super::id_index::{id_prefix, key, IdFilters};
 use super::{Ack, StoreError};
 use crate::events::{EventType, ForkRef};
 use crate::leaf;
@@ -13,11 +15,12 @@ use crate::types::{ChainId, LeafHash, PosBlockHash, Record};
 /// The tables a submission writes, open in one write transaction.
 pub(super) struct RecordWriter<'txn> {
     txn: &'txn redb::WriteTransaction,
+    filters: &'txn IdFilters,
     /// `(chain, height, first record, later record)` of each fork stored.
     forks: Vec<(ChainId, u64, u64, u64)>,
     meta: redb::Table<'txn, &'static str, u64>,
     records: redb::Table<'txn, u64, &'static [u8]>,
-    ids: redb::Table<'txn, u64, u64>,
+    ids: redb::Table<'txn, u128, u64>,
     overflow: redb::Table<'txn, &'static [u8; 32], u64>,
     heights: redb::Table<'txn, (&'static str, u64), u64>,
     conflicts: redb::Table<'txn, (&'static str, u64, u64), u64>,
@@ -28,15 +31,20 @@ pub(super) struct RecordWriter<'txn> {
 
 impl<'txn> RecordWriter<'txn> {
     /// Opens the tables a submission writes, in `txn`.
-    pub(super) fn open(txn: &'txn redb::WriteTransaction, now: u64) -> Result<Self, StoreError> {
+    pub(super) fn open(
+        txn: &'txn redb::WriteTransaction,
+        filters: &'txn IdFilters,
+        now: u64,
+    ) -> Result<Self, StoreError> {
         let meta = txn.open_table(META)?;
         let next = meta_get(&meta, META_NEXT_RECORD)?;
         Ok(RecordWriter {
             txn,
+            filters,
             forks: Vec::new(),
             meta,
             records: txn.open_table(RECORDS)?,
-            ids: txn.open_table(RECORD_IDS)?,
+            ids: txn.open_table(RECORD_ID_GENERATIONS)?,
             overflow: txn.open_table(RECORD_IDS_OVERFLOW)?,
             heights: txn.open_table(CHAIN_HEIGHTS)?,
             conflicts: txn.open_table(CONFLICTS)?,
@@ -95,18 +103,29 @@ impl<'txn> RecordWriter<'txn> {
     }
 
     /// Stores one record unless it is already there. The common case (a new
-    /// record at a new height) costs one insert per table: inserts return the
-    /// previous value, which is put back in the rare case there was one.
+    /// record at a new height) costs one insert per table, plus a filter
+    /// probe per older id generation: inserts return the previous value,
+    /// which is put back in the rare case there was one.
     pub(super) fn put(&mut self, id: &LeafHash, record: &Record) -> Result<Ack, StoreError> {
         let seq = self.next;
-        let taken = self.ids.insert(id_prefix(id), seq)?.map(|v| v.value());
-        let existing = match taken {
-            None => None,
-            Some(taken) => {
-                self.ids.insert(id_prefix(id), taken)?;
-                self.resolve_prefix_taken(id, taken, seq)?
-            }
-        };
+        let (prefix, newest) = (id_prefix(id), self.filters.generation(seq));
+        let mut existing = self.find_in_older_generations(id, prefix, newest)?;
+        if existing.is_none() {
+            let taken = self
+                .ids
+                .insert(key(newest, prefix), seq)?
+                .map(|v| v.value());
+            existing = match taken {
+                None => {
+                    self.filters.insert(newest, prefix);
+                    None
+                }
+                Some(taken) => {
+                    self.ids.insert(key(newest, prefix), taken)?;
+                    self.resolve_prefix_taken(id, taken, seq)?
+                }
+            };
+        }
         if existing.is_some() {
             let conflict = match record.chain_height() {
                 Some((chain, height)) => self.has_conflict(chain.as_str(), height)?,
@@ -142,6 +161,29 @@ impl<'txn> RecordWriter<'txn> {
         })
     }
 
+    /// The record `id` if an id generation before `newest` holds it, or it
+    /// went to the overflow table when its prefix was taken there.
+    fn find_in_older_generations(
+        &self,
+        id: &LeafHash,
+        prefix: u64,
+        newest: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut prefix_seen = false;
+        for g in self.filters.candidates(prefix, newest) {
+            if let Some(seq) = self.ids.get(key(g, prefix))?.map(|v| v.value()) {
+                if record_id(&self.records, seq)? == *id {
+                    return Ok(Some(seq));
+                }
+                prefix_seen = true;
+            }
+        }
+        if !prefix_seen {
+            return Ok(None);
+        }
+        Ok(self.overflow.get(&id.0)?.map(|v| v.value()))
+    }
+
     /// `id`'s prefix belongs to record `taken`: either that record is `id`
     /// (a duplicate) or `id` lives in, or now goes to, the overflow table.
     fn resolve_prefix_taken(
@@ -169,13 +211,6 @@ impl<'txn> RecordWriter<'txn> {
     }
 }
 
-/// The big-endian first 8 bytes of a record id: its key in [`RECORD_IDS`].
-pub(super) fn id_prefix(id: &LeafHash) -> u64 {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&id.0[..8]);
-    u64::from_be_bytes(b)
-}
-
 /// The id of record `seq`.
 pub(super) fn record_id(
     records: &impl ReadableTable<u64, &'static [u8]>,
@@ -185,22 +220,4 @@ pub(super) fn record_id(
         .get(seq)?
         .ok_or_else(|| StoreError::Corrupt(format!("record {seq} is indexed but missing")))?;
     decode_id(v.value())
-}
-
-/// The sequence number of the record with id `id`, if stored.
-pub(super) fn seq_of(txn: &ReadTransaction, id: &LeafHash) -> Result<Option<u64>, StoreError> {
-    let Some(seq) = txn
-        .open_table(RECORD_IDS)?
-        .get(id_prefix(id))?
-        .map(|v| v.value())
-    else {
-        return Ok(None);
-    };
-    if record_id(&txn.open_table(RECORDS)?, seq)? == *id {
-        return Ok(Some(seq));
-    }
-    Ok(txn
-        .open_table(RECORD_IDS_OVERFLOW)?
-        .get(&id.0)?
-        .map(|v| v.value()))
 }
