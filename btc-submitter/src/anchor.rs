@@ -10,6 +10,9 @@
 //! so at most one of them can ever confirm — until those inputs are spent by
 //! a transaction that is not ours; then the anchor is rebuilt from other
 //! coins ([`rebuild`]).
+//!
+//! [`Anchorer::run`] steps whenever the node's tip changes (the block
+//! watcher, [`crate::watch`]) and every `poll` besides.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -49,7 +52,9 @@ pub struct AnchorConfig {
     pub watch: usize,
     /// Fees.
     pub fees: FeePolicy,
-    /// How often the tip is polled (`getbestblockhash` is cheap).
+    /// How often the loop steps when no block wakes it: the fallback for
+    /// a node the block watcher cannot follow, and the pace of time-driven
+    /// work (cadence deadlines, broadcasting a built anchor).
     pub poll: Duration,
 }
 
@@ -132,7 +137,8 @@ pub fn check_chain(network: AnchorNetwork, info: &ChainInfo) -> Result<(), Wrong
 /// The anchoring loop's state. Call [`Anchorer::step`] repeatedly.
 pub struct Anchorer<N> {
     store: Store,
-    node: N,
+    /// Shared with the block watcher while [`Anchorer::run`] runs.
+    node: Arc<N>,
     config: AnchorConfig,
     clock: Arc<dyn Clock>,
     last_tip: Option<BlockHash>,
@@ -170,7 +176,7 @@ impl<N: BitcoinNode> Anchorer<N> {
     pub fn new(store: Store, node: N, config: AnchorConfig, clock: Arc<dyn Clock>) -> Self {
         Anchorer {
             store,
-            node,
+            node: Arc::new(node),
             config,
             clock,
             last_tip: None,
@@ -564,41 +570,8 @@ fn is_replacement(record: &AnchorRecord) -> Result<bool, StoreError> {
 /// The longest wait between two steps while the node keeps failing.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-impl<N: BitcoinNode + 'static> Anchorer<N> {
-    /// Steps every `config.poll` until `shutdown` changes, off the async threads
-    /// (the node client blocks). After a failure the wait doubles up to
-    /// [`MAX_BACKOFF`]; the first success brings it back to `poll`. Returns
-    /// the loop's state, or `None` if a step panicked.
-    pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) -> Option<Self> {
-        let poll = self.config.poll;
-        let mut delay = poll;
-        loop {
-            let joined = tokio::task::spawn_blocking(move || {
-                let outcome = self.step_logged();
-                (self, outcome)
-            })
-            .await;
-            let outcome;
-            (self, outcome) = match joined {
-                Ok(done) => done,
-                Err(e) => {
-                    error!(error = %e, "anchoring step panicked; the anchoring loop stops");
-                    return None;
-                }
-            };
-            delay = match outcome {
-                StepOutcome::Ok | StepOutcome::Recovered => poll,
-                StepOutcome::FirstFailure | StepOutcome::StillFailing => {
-                    (delay * 2).min(MAX_BACKOFF)
-                }
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = shutdown.changed() => return Some(self),
-            }
-        }
-    }
-}
+#[path = "anchor_run.rs"]
+mod run;
 
 #[path = "anchor_timing.rs"]
 mod timing;

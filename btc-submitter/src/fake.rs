@@ -5,7 +5,8 @@
 //! run against it and against a real node, so it cannot drift far.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use aggregator::AnchorNetwork;
 use bitcoin::absolute::LockTime;
@@ -43,7 +44,11 @@ struct State {
 /// The fake node. Share it with `Arc` to keep controlling it while an
 /// `Anchorer` uses it.
 #[derive(Debug)]
-pub struct FakeNode(Mutex<State>);
+pub struct FakeNode {
+    state: Mutex<State>,
+    /// Notified whenever the best chain changes (mined, reorganised).
+    tip_changed: Condvar,
+}
 
 impl Default for FakeNode {
     fn default() -> Self {
@@ -70,23 +75,26 @@ impl FakeNode {
             })
             .collect();
         let values = coins.iter().copied().collect();
-        FakeNode(Mutex::new(State {
-            blocks: vec![bitcoin::constants::genesis_block(bitcoin::Network::Regtest)],
-            stale: HashMap::new(),
-            mempool: Vec::new(),
-            coins,
-            values,
-            wallet: HashMap::new(),
-            fee_estimate: None,
-            down: false,
-            fail_after: 0,
-            fail_next: 0,
-        }))
+        FakeNode {
+            state: Mutex::new(State {
+                blocks: vec![bitcoin::constants::genesis_block(bitcoin::Network::Regtest)],
+                stale: HashMap::new(),
+                mempool: Vec::new(),
+                coins,
+                values,
+                wallet: HashMap::new(),
+                fee_estimate: None,
+                down: false,
+                fail_after: 0,
+                fail_next: 0,
+            }),
+            tip_changed: Condvar::new(),
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock only happens in a failing test.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn live(&self) -> Result<MutexGuard<'_, State>, NodeError> {
@@ -108,13 +116,17 @@ impl FakeNode {
     /// Mines `n` blocks holding the whole mempool (the first one does).
     pub fn mine(&self, n: u32) -> Vec<BlockHash> {
         let mut s = self.state();
-        (0..n).map(|_| s.mine(true)).collect()
+        let hashes = (0..n).map(|_| s.mine(true)).collect();
+        self.tip_changed.notify_all();
+        hashes
     }
 
     /// Mines `n` blocks that leave the mempool out.
     pub fn mine_empty(&self, n: u32) -> Vec<BlockHash> {
         let mut s = self.state();
-        (0..n).map(|_| s.mine(false)).collect()
+        let hashes = (0..n).map(|_| s.mine(false)).collect();
+        self.tip_changed.notify_all();
+        hashes
     }
 
     /// Disconnects the `depth` most recent blocks (their transactions go back
@@ -137,7 +149,9 @@ impl FakeNode {
             }
             s.stale.insert(block.block_hash(), (block, height));
         }
-        (0..replacement).map(|_| s.mine(false)).collect()
+        let hashes = (0..replacement).map(|_| s.mine(false)).collect();
+        self.tip_changed.notify_all();
+        hashes
     }
 
     /// Removes `txid` from the mempool, as an eviction would.
@@ -174,6 +188,8 @@ impl FakeNode {
     /// Makes every call fail as if the node were unreachable, or not.
     pub fn set_down(&self, down: bool) {
         self.state().down = down;
+        // A wait in progress fails at once, as a dropped connection would.
+        self.tip_changed.notify_all();
     }
 
     /// Makes the next `n` calls fail transiently.
@@ -302,6 +318,32 @@ impl BitcoinNode for FakeNode {
 
     fn best_block_hash(&self) -> Result<BlockHash, NodeError> {
         Ok(self.live()?.tip().block_hash())
+    }
+
+    /// Sees only [`FakeNode::set_down`], not the `fail_next` counts: those
+    /// count the anchoring loop's calls, which a watcher thread must not race.
+    fn wait_for_block_above(
+        &self,
+        height: u32,
+        timeout: Duration,
+    ) -> Result<(u32, BlockHash), NodeError> {
+        let deadline = Instant::now() + timeout;
+        let mut s = self.state();
+        loop {
+            if s.down {
+                return Err(transient());
+            }
+            let tip = s.blocks.len() as u32 - 1;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if tip > height || left.is_zero() {
+                return Ok((tip, s.tip().block_hash()));
+            }
+            s = self
+                .tip_changed
+                .wait_timeout(s, left)
+                .map(|(s, _)| s)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
     }
 
     fn block_status(&self, hash: &BlockHash) -> Result<Option<BlockStatus>, NodeError> {
@@ -524,6 +566,14 @@ impl<N: BitcoinNode> BitcoinNode for Hooked<N> {
     fn best_block_hash(&self) -> Result<BlockHash, NodeError> {
         (self.hook)(Event::Call("best_block_hash"))?;
         self.inner.best_block_hash()
+    }
+    fn wait_for_block_above(
+        &self,
+        height: u32,
+        timeout: Duration,
+    ) -> Result<(u32, BlockHash), NodeError> {
+        (self.hook)(Event::Call("wait_for_block_above"))?;
+        self.inner.wait_for_block_above(height, timeout)
     }
     fn block_status(&self, hash: &BlockHash) -> Result<Option<BlockStatus>, NodeError> {
         (self.hook)(Event::Call("block_status"))?;

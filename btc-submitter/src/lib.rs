@@ -13,6 +13,7 @@ pub mod proofs;
 #[cfg(feature = "regtest")]
 pub mod regtest;
 pub mod rpc;
+pub mod watch;
 
 pub use anchor::{
     check_chain, AnchorConfig, AnchorError, Anchorer, StartError, StepOutcome, WrongChain,

@@ -1,6 +1,8 @@
 //! The Bitcoin node as the anchoring loop sees it: one narrow trait, with
 //! errors classified as transient (retry later) or permanent.
 
+use std::time::Duration;
+
 use bitcoin::block::Header;
 use bitcoin::{Block, BlockHash, OutPoint, Transaction, Txid};
 
@@ -79,6 +81,19 @@ pub trait BitcoinNode: Send + Sync {
     /// The best block's hash. Read-only and cheap: polled every second.
     fn best_block_hash(&self) -> Result<BlockHash, NodeError>;
 
+    /// Blocks until the best chain is higher than `height` or `timeout` has
+    /// passed, then returns the tip's height and hash (on a timeout, the tip
+    /// as it is, which may be the same height with another hash after a
+    /// reorg). Returns at once when the tip is already higher, so a caller
+    /// that passes the height it last saw misses no block. Read-only;
+    /// retryable. Implementations may cap `timeout` (the RPC node caps it at
+    /// 30 s) and must not hold up the node's other calls while waiting.
+    fn wait_for_block_above(
+        &self,
+        height: u32,
+        timeout: Duration,
+    ) -> Result<(u32, BlockHash), NodeError>;
+
     /// Height and best-chain confirmations of `hash`; `None` if unknown.
     fn block_status(&self, hash: &BlockHash) -> Result<Option<BlockStatus>, NodeError>;
 
@@ -125,6 +140,13 @@ impl<T: BitcoinNode + ?Sized> BitcoinNode for std::sync::Arc<T> {
     }
     fn best_block_hash(&self) -> Result<BlockHash, NodeError> {
         (**self).best_block_hash()
+    }
+    fn wait_for_block_above(
+        &self,
+        height: u32,
+        timeout: Duration,
+    ) -> Result<(u32, BlockHash), NodeError> {
+        (**self).wait_for_block_above(height, timeout)
     }
     fn block_status(&self, hash: &BlockHash) -> Result<Option<BlockStatus>, NodeError> {
         (**self).block_status(hash)

@@ -4,6 +4,10 @@
 //! would carry addresses or fork-specific fields (`../shared/NODE.md`).
 //! Replacements are built by hand (same inputs, `add_inputs: false`), never
 //! with `bumpfee`, which crashes litecoind on OP_RETURN transactions.
+//! Waiting for a block (`waitforblockheight`, a long poll) goes over a
+//! connection of its own, so that it never holds up the other calls.
+
+use std::time::Duration;
 
 use bitcoin::block::Header;
 use bitcoin::consensus::encode::{deserialize_hex, serialize_hex};
@@ -46,7 +50,19 @@ impl std::fmt::Debug for RpcAuth {
 #[derive(Debug)]
 pub struct CoreRpcNode {
     client: Client,
+    /// For `waitforblockheight` only: an RPC client is one connection behind
+    /// a lock, and a long poll on `client` would stall every other call.
+    waiter: Client,
 }
+
+/// The longest `waitforblockheight` asked of the node: callers wanting more
+/// wait again. Bounded so that a lost connection is noticed.
+pub const MAX_BLOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// How much longer than the wait the waiting connection allows for the
+/// answer itself (the default client times out after 15 s, shorter than a
+/// long poll).
+const WAIT_MARGIN: Duration = Duration::from_secs(10);
 
 /// RPC error codes that mean "try again later".
 const RPC_IN_WARMUP: i32 = -28;
@@ -62,8 +78,20 @@ impl CoreRpcNode {
             RpcAuth::UserPass(u, p) => Auth::UserPass(u.clone(), p.clone()),
             RpcAuth::CookieFile(p) => Auth::CookieFile(p.clone()),
         };
-        let client = Client::new(&config.url, auth).map_err(classify)?;
-        Ok(CoreRpcNode { client })
+        let (user, pass) = auth.get_user_pass().map_err(classify)?;
+        let client = Client::from_jsonrpc(jsonrpc::Client::with_transport(http_transport(
+            &config.url,
+            &user,
+            &pass,
+            None,
+        )?));
+        let waiter = Client::from_jsonrpc(jsonrpc::Client::with_transport(http_transport(
+            &config.url,
+            &user,
+            &pass,
+            Some(MAX_BLOCK_WAIT + WAIT_MARGIN),
+        )?));
+        Ok(CoreRpcNode { client, waiter })
     }
 
     fn call<T: serde::de::DeserializeOwned>(
@@ -87,6 +115,26 @@ impl CoreRpcNode {
             Err(e) => Err(classify(e)),
         }
     }
+}
+
+/// A JSON-RPC-over-HTTP transport for `url`; `timeout` replaces the
+/// client's default (15 s).
+fn http_transport(
+    url: &str,
+    user: &Option<String>,
+    pass: &Option<String>,
+    timeout: Option<Duration>,
+) -> Result<jsonrpc::simple_http::SimpleHttpTransport, NodeError> {
+    let mut builder = jsonrpc::simple_http::Builder::new()
+        .url(url)
+        .map_err(|e| NodeError::Permanent(format!("node url: {e}")))?;
+    if let Some(user) = user {
+        builder = builder.auth(user.as_str(), pass.as_deref());
+    }
+    if let Some(timeout) = timeout {
+        builder = builder.timeout(timeout);
+    }
+    Ok(builder.build())
 }
 
 /// Sorts an RPC failure into transient and permanent.
@@ -146,6 +194,28 @@ impl BitcoinNode for CoreRpcNode {
 
     fn best_block_hash(&self) -> Result<BlockHash, NodeError> {
         self.call("getbestblockhash", &[])
+    }
+
+    fn wait_for_block_above(
+        &self,
+        height: u32,
+        timeout: Duration,
+    ) -> Result<(u32, BlockHash), NodeError> {
+        // At least 1 ms: 0 means "no timeout" to the node.
+        let ms = u64::try_from(timeout.min(MAX_BLOCK_WAIT).as_millis()).map_or(1, |ms| ms.max(1));
+        let v: Value = self
+            .waiter
+            .call(
+                "waitforblockheight",
+                &[json!(u64::from(height) + 1), json!(ms)],
+            )
+            .map_err(classify)?;
+        let at = v["height"].as_u64().and_then(|h| u32::try_from(h).ok());
+        let hash = serde_json::from_value(v["hash"].clone()).ok();
+        match (at, hash) {
+            (Some(at), Some(hash)) => Ok((at, hash)),
+            _ => Err(bad("waitforblockheight", &v)),
+        }
     }
 
     fn block_status(&self, hash: &BlockHash) -> Result<Option<BlockStatus>, NodeError> {

@@ -4,6 +4,7 @@
 pub mod chain;
 pub mod consumer;
 pub mod cost;
+pub mod follow;
 pub mod forge;
 pub mod golden;
 pub mod network;

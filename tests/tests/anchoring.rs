@@ -67,6 +67,25 @@ fn litecoind_outage_of_30_seconds() -> anyhow::Result<()> {
 }
 
 #[test]
+fn fake_blocks_wake_the_loop() -> anyhow::Result<()> {
+    btcts_tests::follow::blocks_wake_the_loop(&mut FakeChain::default(), |c| {
+        c.0.set_down(true);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        c.0.set_down(false);
+        Ok(())
+    })
+}
+
+/// The loop follows litecoind by `waitforblockheight`. No outage here:
+/// litecoind 0.21 holds its shutdown until idle keep-alive RPC connections
+/// (the loop's) time out (`-rpcservertimeout`, 30 s), and a node killed
+/// instead loses its recent blocks; the fake covers the outage.
+#[test]
+fn litecoind_blocks_wake_the_loop() -> anyhow::Result<()> {
+    btcts_tests::follow::blocks_wake_the_loop(&mut RegtestNode::start()?, |_| Ok(()))
+}
+
+#[test]
 fn litecoind_wrong_chain_is_refused_at_start_up() -> anyhow::Result<()> {
     use aggregator::clock::FixedClock;
     use aggregator::AnchorNetwork;
