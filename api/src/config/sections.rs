@@ -107,7 +107,8 @@ pub struct NodeSection {
     pub cookie_file: Option<PathBuf>,
     /// The wallet that funds anchors.
     pub wallet: String,
-    /// How often the tip is polled, in ms.
+    /// The anchoring loop's fallback timer, in ms: it wakes on every new
+    /// block (a long poll), and also steps this long after its last step.
     pub poll_ms: u64,
 }
 
