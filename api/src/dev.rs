@@ -64,7 +64,14 @@ pub fn run(args: &DevArgs, out: &mut impl Write) -> anyhow::Result<()> {
             limits
         },
         credentials,
-        ots: crate::config::OtsSettings::default(),
+        // The calendar's limits from the environment, like `limits` (a
+        // benchmark raises them); the calendar itself is always on here.
+        ots: crate::config::OtsSettings {
+            digests_per_second: env_config.opentimestamps.digests_per_second,
+            digest_burst: env_config.opentimestamps.digest_burst,
+            max_pending: env_config.opentimestamps.max_pending,
+            ..crate::config::OtsSettings::default()
+        },
         ibc: None,
         events: {
             env_config.events.validate()?;

@@ -26,6 +26,9 @@ async fn the_demo_confirms_a_record_and_stops_on_ctrl_c() -> Result<()> {
             "--confirmations",
             "2",
         ])
+        // The calendar's limits come from the environment, as in `serve`.
+        .env("BTCTS_OPENTIMESTAMPS_DIGESTS_PER_SECOND", "1")
+        .env("BTCTS_OPENTIMESTAMPS_DIGEST_BURST", "2")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
@@ -66,6 +69,19 @@ async fn the_demo_confirms_a_record_and_stops_on_ctrl_c() -> Result<()> {
         ensure!(Instant::now() < deadline, "never ready");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let mut digests = Vec::new();
+    for i in 0..3u8 {
+        let r = client
+            .post(format!("{url}/digest"))
+            .body(vec![i; 32])
+            .send()
+            .await?;
+        digests.push(r.status().as_u16());
+    }
+    ensure!(
+        digests == [200, 200, 429],
+        "a burst of 2 digests from the environment: {digests:?}"
+    );
     let body = json!({ "blocks": [{ "height": 1, "block_hash": "11".repeat(32), "staker_set_digest": "22".repeat(32) }] });
     let r: Value = client
         .post(format!("{url}/v1/chains/dev-chain/blocks"))
