@@ -3,6 +3,13 @@
 //! connection that has not sent a complete request head within
 //! `header_read_timeout` is closed — a slowloris client holds a socket for
 //! that long, not forever. axum's own `serve` has neither.
+//!
+//! HTTP/1.1 only, through hyper's HTTP/1 connection rather than
+//! hyper-util's auto-detecting one: the auto connection reads a 24-byte
+//! preface first, which made hyper grow every connection's read buffer to
+//! 16 KiB, and carries HTTP/2 state nothing here uses (clients and TLS
+//! proxies speak HTTP/1.1 to btcts). An idle connection or event stream
+//! costs ~12 KiB instead of ~20 KiB (docs/BENCHMARKS.md).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +17,8 @@ use std::time::Duration;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper::server::conn::http1::Builder;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -40,9 +47,8 @@ pub async fn serve(
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
-    let mut builder = Builder::new(TokioExecutor::new());
+    let mut builder = Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
     tokio::pin!(shutdown);
@@ -72,8 +78,7 @@ pub async fn serve(
             app.clone().oneshot(req.map(axum::body::Body::new))
         });
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
+            .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
