@@ -77,8 +77,7 @@ pub async fn serve(
             req.extensions_mut().insert(ConnectInfo(peer));
             app.clone().oneshot(req.map(axum::body::Body::new))
         });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service);
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {

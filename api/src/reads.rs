@@ -180,6 +180,17 @@ pub(crate) async fn current_proof(
     {
         return Ok(Some(done));
     }
+    // Below the cache's window: the node answers, once per anchor block
+    // until the tip moves.
+    if let Some(done) = state
+        .tips
+        .as_ref()
+        .and_then(|t| t.complete_deep(proof.clone()))
+    {
+        return Ok(Some(done));
+    }
+    let asked_at = state.tips.as_ref().and_then(|t| t.tip());
+    let block = proof.anchor.as_ref().map(|a| a.block.hash);
     let node = state.node.clone();
     let completed = tokio::task::spawn_blocking(move || {
         btc_submitter::complete_proof(&node, proof, headers_max)
@@ -187,7 +198,12 @@ pub(crate) async fn current_proof(
     .await
     .map_err(ApiError::internal)?;
     match completed {
-        Ok(p) => Ok(Some(p)),
+        Ok(p) => {
+            if let (Some(tips), Some(tip), Some(block)) = (state.tips.as_ref(), asked_at, block) {
+                tips.remember_deep(tip, block, &p);
+            }
+            Ok(Some(p))
+        }
         Err(e) => {
             // The node's own words (addresses, paths) stay in the log.
             tracing::warn!(error = %e, "proof: cannot check the anchor block against the node");

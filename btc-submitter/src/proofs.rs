@@ -43,11 +43,30 @@ pub fn complete_proof<N: BitcoinNode + ?Sized>(
 /// The best chain's most recent headers, kept up to date by polling the
 /// node (one call per poll while the tip is unchanged), so that serving a
 /// proof needs no node round trip.
+///
+/// Anchors below that window (older than `depth` blocks) are completed by
+/// the node — about a dozen calls each — and the answer is kept until the
+/// tip moves ([`TipCache::complete_deep`], [`TipCache::remember_deep`]), so
+/// a proof of an old record costs the node once per anchor block per new
+/// block, not once per request.
 #[derive(Debug)]
 pub struct TipCache {
     depth: u32,
     chain: std::sync::RwLock<CachedChain>,
+    deep: std::sync::Mutex<DeepAnchors>,
 }
+
+/// The node's answers for anchor blocks below the cached window, valid
+/// while the tip is `tip`: the headers after each block, or `None` if the
+/// block was not in the best chain.
+#[derive(Debug, Default)]
+struct DeepAnchors {
+    tip: Option<bitcoin::BlockHash>,
+    by_block: std::collections::HashMap<bitcoin::BlockHash, Option<Vec<HeaderEvidence>>>,
+}
+
+/// Most anchor blocks [`TipCache::remember_deep`] keeps for one tip.
+const MAX_DEEP_ANCHORS: usize = 4096;
 
 #[derive(Debug, Default)]
 struct CachedChain {
@@ -62,6 +81,49 @@ impl TipCache {
         TipCache {
             depth: depth.max(1),
             chain: Default::default(),
+            deep: Default::default(),
+        }
+    }
+
+    /// The tip the cache was last brought to.
+    pub fn tip(&self) -> Option<bitcoin::BlockHash> {
+        self.read().tip
+    }
+
+    /// `proof` completed from a node answer [`TipCache::remember_deep`]
+    /// kept at the current tip; `None` if there is none (ask the node).
+    pub fn complete_deep(&self, mut proof: Proof) -> Option<Proof> {
+        let tip = self.tip()?;
+        let deep = self.deep.lock().unwrap_or_else(|p| p.into_inner());
+        if deep.tip != Some(tip) {
+            return None;
+        }
+        let Some(anchor) = proof.anchor.as_mut() else {
+            return Some(proof);
+        };
+        match deep.by_block.get(&anchor.block.hash)? {
+            Some(headers) => anchor.headers_after = headers.clone(),
+            None => proof.anchor = None,
+        }
+        Some(proof)
+    }
+
+    /// Keeps the node's completion of a proof anchored in `block`, asked
+    /// while the cache's tip was `tip`, for [`TipCache::complete_deep`].
+    pub fn remember_deep(
+        &self,
+        tip: bitcoin::BlockHash,
+        block: bitcoin::BlockHash,
+        completed: &Proof,
+    ) {
+        let mut deep = self.deep.lock().unwrap_or_else(|p| p.into_inner());
+        if deep.tip != Some(tip) {
+            deep.tip = Some(tip);
+            deep.by_block.clear();
+        }
+        if deep.by_block.len() < MAX_DEEP_ANCHORS {
+            let headers = completed.anchor.as_ref().map(|a| a.headers_after.clone());
+            deep.by_block.insert(block, headers);
         }
     }
 
@@ -186,8 +248,38 @@ mod tests {
             "anchor below the cached window"
         );
 
-        fake.reorg(3, 4);
+        // Below the window: the node's answer is kept until the tip moves.
+        let tip = shallow.tip().expect("refreshed");
+        let block = proof.anchor.as_ref().expect("anchored").block.hash;
+        assert_eq!(
+            shallow.complete_deep(proof.clone()),
+            None,
+            "nothing kept yet"
+        );
+        shallow.remember_deep(tip, block, &from_node);
+        assert_eq!(
+            shallow.complete_deep(proof.clone()),
+            Some(from_node.clone())
+        );
+        fake.mine(1);
+        assert!(shallow.refresh(&fake).expect("refresh"));
+        assert_eq!(
+            shallow.complete_deep(proof.clone()),
+            None,
+            "a new tip: ask the node again"
+        );
+
+        fake.reorg(4, 5);
         assert!(cache.refresh(&fake).expect("refresh"));
+        assert!(shallow.refresh(&fake).expect("refresh"));
+        let gone = complete_proof(&fake, proof.clone(), 10).expect("node");
+        assert!(gone.anchor.is_none());
+        shallow.remember_deep(shallow.tip().expect("tip"), block, &gone);
+        assert_eq!(
+            shallow.complete_deep(proof.clone()),
+            Some(gone),
+            "a kept answer says the block left the chain"
+        );
         let after = cache.complete(proof.clone(), 10).expect("covered");
         assert!(after.anchor.is_none(), "never served from a stale block");
         assert_eq!(Some(after), complete_proof(&fake, proof, 10).ok());
