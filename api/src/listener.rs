@@ -9,7 +9,11 @@
 //! preface first, which made hyper grow every connection's read buffer to
 //! 16 KiB, and carries HTTP/2 state nothing here uses (clients and TLS
 //! proxies speak HTTP/1.1 to btcts). An idle connection or event stream
-//! costs ~12 KiB instead of ~20 KiB (docs/BENCHMARKS.md).
+//! costs ~12 KiB instead of ~20 KiB (docs/BENCHMARKS.md). A connection
+//! that opens with an event stream is answered beside hyper, without its
+//! buffers ([`streams`]).
+
+mod streams;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,15 +77,29 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let app = app.clone();
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().oneshot(req.map(axum::body::Body::new))
-        });
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let header_read_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                debug!(%peer, error = %e, "connection ended");
+            let mut stream = stream;
+            match streams::first_request(&mut stream, peer, header_read_timeout).await {
+                streams::First::Gone => {}
+                streams::First::Stream(request) => {
+                    if let Err(e) = streams::serve(stream, app, request).await {
+                        debug!(%peer, error = %e, "event stream ended");
+                    }
+                }
+                streams::First::Other => {
+                    let service =
+                        hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                            req.extensions_mut().insert(ConnectInfo(peer));
+                            app.clone().oneshot(req.map(axum::body::Body::new))
+                        });
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(connection).await {
+                        debug!(%peer, error = %e, "connection ended");
+                    }
+                }
             }
             drop(slot);
         });
