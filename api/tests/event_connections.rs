@@ -93,8 +93,9 @@ async fn streams_are_served_first_or_later_on_a_connection() -> Result<()> {
     let (d, port, _node, _dir) = daemon("").await?;
 
     // First on its connection: chunked, closing, beside hyper.
+    // A stray line break after the head (RFC 9112 §2.2) does not end it.
     let mut first = TcpStream::connect(("127.0.0.1", port)).await?;
-    first.write_all(STREAM).await?;
+    first.write_all(&[STREAM, b"\r\n"].concat()).await?;
     let h = head(&mut first).await?;
     ensure!(h.starts_with("http/1.1 200 ok\r\n"), "{h}");
     for line in [
@@ -178,6 +179,22 @@ async fn a_refused_stream_is_a_whole_response_and_a_hang_up_frees_the_slot() -> 
     let mut rest = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await??;
     ensure!(rest.is_empty(), "bytes after the body: {rest:?}");
+
+    // A second request pipelined after a stream ends the stream: it is
+    // not read, the connection closes.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await?;
+    s.write_all(&[STREAM, b"GET /healthz HTTP/1.1\r\nHost: btcts\r\n\r\n"].concat())
+        .await?;
+    let h = head(&mut s).await?;
+    ensure!(h.starts_with("http/1.1 200"), "{h}");
+    // Closed with the request unread: an end of file or a reset.
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest))
+        .await
+        .context("the stream stayed open after a pipelined request")?;
+    if let Err(e) = closed {
+        ensure!(e.kind() == std::io::ErrorKind::ConnectionReset, "{e}");
+    }
 
     let (held, h) = open().await?;
     ensure!(h.starts_with("http/1.1 200"), "{h}");

@@ -144,14 +144,18 @@ pub(super) async fn serve(
         return writer.shutdown().await;
     }
     let mut body = body.into_data_stream();
-    // A client of an event stream sends nothing after its request: a read
-    // that returns is a hang-up (or a protocol error), either way the end.
+    // A client of an event stream sends nothing after its request but,
+    // at most, a stray line break (RFC 9112 §2.2): any other read that
+    // returns is a hang-up or a second request, either way the end.
     let mut probe = [0u8; 16];
     loop {
         let data = tokio::select! {
             biased;
             data = body.next() => data,
-            _ = reader.read(&mut probe) => return Ok(()),
+            read = reader.read(&mut probe) => match read {
+                Ok(n) if n > 0 && probe[..n].iter().all(|b| matches!(b, b'\r' | b'\n')) => continue,
+                _ => return Ok(()),
+            },
         };
         let data = match data {
             None => break,
