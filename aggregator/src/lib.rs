@@ -31,7 +31,7 @@ pub use merkle::{MerkleTree, PathStep, Side};
 pub use payload::{Payload, Tag};
 pub use proof::Proof;
 #[cfg(feature = "store")]
-pub use store::{Ack, BatchInfo, Store, StoreError, StoredRecord};
+pub use store::{Ack, BatchInfo, Store, StoreError, StoreOptions, StoredRecord};
 pub use trust::{Trust, TrustAnchors};
 pub use types::{
     BatchSeq, ChainId, Height, LeafHash, MerkleRoot, PosBlock, PosBlockHash, Record,

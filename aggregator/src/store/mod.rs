@@ -142,10 +142,19 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the store at `path`, creating it if absent, and checks its schema version.
+    /// Opens the store at `path`, creating it if absent, and checks its
+    /// schema version; with the default [`StoreOptions`].
     pub fn open(path: impl AsRef<Path>, clock: Arc<dyn Clock>) -> Result<Store, StoreError> {
-        let path = path.as_ref().to_owned();
-        Store::open_with(Box::new(move || Database::create(&path)), clock)
+        Store::open_with_options(path, clock, StoreOptions::default())
+    }
+
+    /// [`Store::open`] with `options` (e.g. a smaller page cache).
+    pub fn open_with_options(
+        path: impl AsRef<Path>,
+        clock: Arc<dyn Clock>,
+        options: StoreOptions,
+    ) -> Result<Store, StoreError> {
+        Store::open_with(options::opener(path.as_ref().to_owned(), options), clock)
     }
 
     /// Opens the store with `open`, which is called again to reopen it
@@ -566,6 +575,7 @@ mod id_index;
 #[cfg(test)]
 mod id_index_tests;
 mod lists;
+mod options;
 mod schema_init;
 mod summary;
 #[cfg(test)]
@@ -583,4 +593,5 @@ use health::{Handle, Opener};
 pub use hook::AccessHook;
 use id_index::{seq_of, IdFilters};
 pub use lists::{ConflictCursor, Page, RecordsAt};
+pub use options::StoreOptions;
 use writer::*;

@@ -111,3 +111,71 @@ fn a_stale_tree_is_not_written() {
     let txn = store.db.get().expect("db").begin_write().expect("txn");
     assert_eq!(store.write_batch(&txn, first, &tree).expect("checks"), None);
 }
+
+/// `n` distinct digest records, ids computed.
+fn digests(n: u32) -> Vec<(LeafHash, Record)> {
+    (0..n)
+        .map(|i| {
+            let mut d = [0u8; 32];
+            d[..4].copy_from_slice(&i.to_be_bytes());
+            d[31] = 0xc5;
+            let r = Record::Digest {
+                digest: RawDigest(d),
+            };
+            (leaf::leaf_hash(&r), r)
+        })
+        .collect()
+}
+
+/// Writes 30,000 records (~7 MB of file) in 1000-record commits and seals
+/// them; returns the store's redb cache statistics afterwards.
+fn fill(store: &Store) -> redb::CacheStats {
+    let records = digests(30_000);
+    for chunk in records.chunks(1000) {
+        store.submit(chunk).expect("stored");
+    }
+    while store.seal_batch(4096).expect("seals").is_some() {}
+    assert_eq!(store.record_count().expect("count"), 30_000);
+    assert_eq!(store.pending_count().expect("count"), 0);
+    for (id, record) in records.iter().step_by(997) {
+        let stored = store.record(id).expect("query").expect("found");
+        assert_eq!(&stored.record, record);
+        assert!(stored.batch.is_some(), "sealed");
+    }
+    store.db.get().expect("db").cache_stats()
+}
+
+/// The cache size reaches redb: a store opened with a 1 MiB cache works
+/// (writes, seals, reads) and its cache stays within 1 MiB, evicting; the
+/// same writes with the default cache hold more than 1 MiB.
+#[test]
+fn the_page_cache_is_bounded_by_the_option() {
+    const SMALL: usize = 1 << 20;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock: Arc<dyn Clock> = Arc::new(FixedClock::new(3));
+    let small = Store::open_with_options(
+        dir.path().join("small.redb"),
+        clock.clone(),
+        StoreOptions { cache_bytes: SMALL },
+    )
+    .expect("opens");
+    let stats = fill(&small);
+    assert!(stats.used_bytes() <= SMALL, "{} bytes", stats.used_bytes());
+    assert!(stats.evictions() > 0, "a full 1 MiB cache evicts");
+    drop(small);
+    let reopened = Store::open_with_options(
+        dir.path().join("small.redb"),
+        clock.clone(),
+        StoreOptions { cache_bytes: SMALL },
+    )
+    .expect("reopens");
+    assert_eq!(reopened.record_count().expect("count"), 30_000);
+
+    let default = Store::open(dir.path().join("default.redb"), clock).expect("opens");
+    let stats = fill(&default);
+    assert!(stats.used_bytes() > SMALL, "{} bytes", stats.used_bytes());
+    assert_eq!(
+        StoreOptions::default().cache_bytes,
+        StoreOptions::DEFAULT_CACHE_BYTES
+    );
+}

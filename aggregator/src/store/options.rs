@@ -1,0 +1,43 @@
+//! How the store opens its redb file: the size of redb's page cache.
+//!
+//! redb keeps the pages it reads and writes in a cache of its own, 1 GiB
+//! unless told otherwise; it fills with the data written, so a process
+//! that writes steadily grows towards that size. The store opens the file
+//! with a bounded cache instead ([`StoreOptions::cache_bytes`]).
+
+use std::path::PathBuf;
+
+use redb::Database;
+
+use super::health::Opener;
+
+/// How [`Store::open_with_options`](super::Store::open_with_options) opens the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Bytes of redb's page cache (read cache and write buffer together).
+    /// Smaller costs reads from the OS page cache once the working set no
+    /// longer fits; it bounds the process's memory, not correctness.
+    pub cache_bytes: usize,
+}
+
+impl StoreOptions {
+    /// The default cache: 64 MiB (docs/BENCHMARKS.md, issue 18 target 5).
+    pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            cache_bytes: StoreOptions::DEFAULT_CACHE_BYTES,
+        }
+    }
+}
+
+/// Opens (creating if absent) the file at `path` with `options`, on every call.
+pub(super) fn opener(path: PathBuf, options: StoreOptions) -> Opener {
+    Box::new(move || {
+        Database::builder()
+            .set_cache_size(options.cache_bytes)
+            .create(&path)
+    })
+}
