@@ -1,10 +1,10 @@
 //! Durable ingest throughput as the store grows: 64 concurrent callers
 //! submitting 1000-record requests through the group-commit writer, printing
 //! records/s for every window of `window` records (default 1M), then the
-//! store's bytes on disk per record and the process's RSS. See
-//! docs/BENCHMARKS.md.
+//! store's bytes on disk per record and the process's RSS. `cache_mb` is
+//! redb's page cache (default: the store's default). See docs/BENCHMARKS.md.
 //!
-//! `cargo run --release -p aggregator --example ingest_load -- [total] [per_request] [callers] [window]`
+//! `cargo run --release -p aggregator --example ingest_load -- [total] [per_request] [callers] [window] [cache_mb]`
 
 #![allow(clippy::print_stdout)]
 
@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aggregator::clock::SystemClock;
-use aggregator::{ChainId, Ingestor, PosBlock, PosBlockHash, Record, StakerSetDigest, Store};
+use aggregator::{
+    ChainId, Ingestor, PosBlock, PosBlockHash, Record, StakerSetDigest, Store, StoreOptions,
+};
 
 fn record(i: u64) -> Record {
     let mut hash = [0u8; 32];
@@ -36,9 +38,15 @@ fn main() {
     let per_request = args.get(1).copied().unwrap_or(1000);
     let callers = args.get(2).copied().unwrap_or(64);
     let window = args.get(3).copied().unwrap_or(1_000_000).max(1);
+    let options = args
+        .get(4)
+        .map_or(StoreOptions::default(), |mb| StoreOptions {
+            cache_bytes: usize::try_from(mb << 20).expect("cache fits in memory"),
+        });
+    println!("page cache: {} MiB", options.cache_bytes >> 20);
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("load.redb");
-    let store = Store::open(&file, Arc::new(SystemClock)).expect("store");
+    let store = Store::open_with_options(&file, Arc::new(SystemClock), options).expect("store");
     let (ingestor, writer) = Ingestor::start(store).expect("writer");
     let next = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
@@ -96,7 +104,7 @@ fn main() {
     drop(ingestor);
     writer.join();
     let reopen = Instant::now();
-    let store = Store::open(&file, Arc::new(SystemClock)).expect("reopens");
+    let store = Store::open_with_options(&file, Arc::new(SystemClock), options).expect("reopens");
     println!(
         "reopened in {:.2} s ({} records)",
         reopen.elapsed().as_secs_f64(),
