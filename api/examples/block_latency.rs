@@ -96,6 +96,7 @@ fn settings(
     Ok(Settings {
         listen: SocketAddr::from(([127, 0, 0, 1], port)),
         data_dir: data.path().to_path_buf(),
+        store: Default::default(),
         rpc: RpcConfig {
             url: format!("{}/wallet/btcts", node.rpc_url()),
             auth: RpcAuth::UserPass(user, password),

@@ -53,6 +53,7 @@ pub fn run(args: &DevArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let settings = Settings {
         listen: SocketAddr::from(([127, 0, 0, 1], args.port)),
         data_dir: data.path().to_path_buf(),
+        store: env_config.store.validate()?,
         rpc: RpcConfig {
             url: format!("{}/wallet/btcts", node.rpc_url()),
             auth: RpcAuth::UserPass(user, password),

@@ -422,7 +422,11 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.data_dir)?;
     let clock = Arc::new(SystemClock);
-    let store = Store::open(settings.data_dir.join("btcts.redb"), clock.clone())?;
+    let store = Store::open_with_options(
+        settings.data_dir.join("btcts.redb"),
+        clock.clone(),
+        settings.store,
+    )?;
     let (ingestor, writer) = Ingestor::start(store.clone())?;
     let node = Arc::new(CoreRpcNode::new(&settings.rpc)?);
     // The anchoring loop gets a connection of its own: an RPC client is one

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use aggregator::{AnchorNetwork, ChainId, Tag};
+use aggregator::{AnchorNetwork, ChainId, StoreOptions, Tag};
 use btc_submitter::{AnchorConfig, FeePolicy, RpcAuth, RpcConfig};
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +22,7 @@ pub use env::flag_overrides;
 pub use ibc::{fee_amount, GasPriceError, IbcChain, IbcChainSection, IbcSection, IbcSettings};
 pub use sections::{
     AuthSection, BatchingSection, EventsSection, LimitsSection, LogFormat, LogSection, NodeSection,
-    OtsSection, OtsSettings,
+    OtsSection, OtsSettings, StoreSection,
 };
 pub use webhooks::{
     ChainAuth, ChainAuthTable, WebhookSecret, WebhookSettings, WebhookTarget, WebhooksSection,
@@ -42,6 +42,8 @@ pub struct Config {
     pub tag: String,
     /// Confirmations after which a timestamp counts as confirmed (k).
     pub confirmations: u32,
+    /// The store file (`data_dir/btcts.redb`).
+    pub store: StoreSection,
     /// The Bitcoin node.
     pub node: NodeSection,
     /// Batching policy.
@@ -72,6 +74,7 @@ impl Default for Config {
             network: "regtest".into(),
             tag: Tag::DEFAULT.to_string(),
             confirmations: 6,
+            store: StoreSection::default(),
             node: NodeSection::default(),
             batching: BatchingSection::default(),
             fees: FeePolicy::default(),
@@ -123,8 +126,10 @@ pub const MAX_CONFIRMATIONS: u64 = 1000;
 
 /// The allowed range of each numeric key (both ends included); start-up
 /// refuses a value outside it. `docs/operations.md` lists them.
-pub const RANGES: [(&str, u64, u64); 28] = [
+pub const RANGES: [(&str, u64, u64); 29] = [
     ("confirmations", 1, MAX_CONFIRMATIONS),
+    // MiB: 8 MiB to 64 GiB of redb page cache.
+    ("store.cache_mb", 8, 65_536),
     ("node.poll_ms", 1, u64::MAX),
     ("batching.early_anchor_at", 1, u64::MAX),
     ("batching.max_unconfirmed", 1, u64::MAX),
@@ -266,6 +271,7 @@ impl Config {
             self.node.url.trim_end_matches('/'),
             self.node.wallet
         );
+        let store = self.store.validate()?;
         let fees = self.fees;
         fees.validate().map_err(|e| invalid("fees", e))?;
         let l = &self.limits;
@@ -389,6 +395,7 @@ impl Config {
             ots,
             listen,
             data_dir: self.data_dir.clone(),
+            store,
             rpc: RpcConfig { url, auth },
             anchor,
             limits: l.clone(),
@@ -462,6 +469,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Data directory.
     pub data_dir: PathBuf,
+    /// How the store file is opened (`[store]`).
+    pub store: StoreOptions,
     /// Node RPC (wallet URL).
     pub rpc: RpcConfig,
     /// Anchoring policy.

@@ -4,9 +4,41 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use aggregator::StoreOptions;
 use serde::{Deserialize, Serialize};
 
-use super::{in_range, ConfigError};
+use super::{in_range, invalid, ConfigError};
+
+/// `[store]`: how the store file in `data_dir` is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// MiB of redb's page cache. Memory grows with the data written until
+    /// the cache is full, then stays (docs/operations.md, Memory).
+    pub cache_mb: u64,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            cache_mb: (StoreOptions::DEFAULT_CACHE_BYTES >> 20) as u64,
+        }
+    }
+}
+
+impl StoreSection {
+    /// Checks `cache_mb` against [`super::RANGES`] and gives the store's options.
+    pub fn validate(&self) -> Result<StoreOptions, ConfigError> {
+        let key = "store.cache_mb";
+        in_range(key, key, self.cache_mb)?;
+        let cache_bytes = self
+            .cache_mb
+            .checked_mul(1 << 20)
+            .and_then(|b| usize::try_from(b).ok())
+            .ok_or_else(|| invalid(key, "does not fit in this machine's address space"))?;
+        Ok(StoreOptions { cache_bytes })
+    }
+}
 
 /// `[log]`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

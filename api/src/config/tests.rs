@@ -19,6 +19,7 @@ fn the_example_is_valid_and_complete() {
     let settings = config.validate().expect("example validates");
     assert_eq!(settings.anchor.network, AnchorNetwork::Regtest);
     assert_eq!(settings.limits.max_records_per_request, 1000);
+    assert_eq!(settings.store, aggregator::StoreOptions::default());
 }
 
 #[test]
@@ -509,4 +510,35 @@ fn webhook_max_age_must_fit_the_event_retention() {
     let err = with("86401").expect_err("refused");
     assert!(err.to_string().contains("webhooks.max_age_secs"), "{err}");
     with("86400").expect("fits");
+}
+
+#[test]
+fn the_store_cache_is_set_by_file_environment_and_flag_and_bounded() {
+    let s = validated(&[]).expect("defaults");
+    assert_eq!(s.store, aggregator::StoreOptions::default());
+    assert_eq!(s.store.cache_bytes, 64 << 20);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = from_file(dir.path(), "[store]\ncache_mb = 256\n").expect("file");
+    assert_eq!(s.store.cache_bytes, 256 << 20);
+    let s = validated(&[("BTCTS_STORE_CACHE_MB", "8")]).expect("the bottom");
+    assert_eq!(s.store.cache_bytes, 8 << 20);
+    let mut vars = env(&[
+        ("BTCTS_NODE_USER", "u"),
+        ("BTCTS_NODE_PASSWORD", "p"),
+        ("BTCTS_STORE_CACHE_MB", "8"),
+    ]);
+    vars.extend(flag_overrides(&["store.cache_mb=65536".into()]).expect("flag"));
+    let s = Config::load(None, vars)
+        .expect("loads")
+        .validate()
+        .expect("the top");
+    assert_eq!(s.store.cache_bytes, 65_536 << 20);
+    for v in ["0", "7", "65537"] {
+        let err = validated(&[("BTCTS_STORE_CACHE_MB", v)]).expect_err(v);
+        let text = err.to_string();
+        assert!(text.contains("`store.cache_mb`"), "{v}: {text}");
+        assert!(text.contains("8..=65536"), "{v}: {text}");
+    }
+    let err = from_file(dir.path(), "[store]\ncache_gb = 1\n").expect_err("unknown key");
+    assert!(err.to_string().contains("cache_gb"), "{err}");
 }
