@@ -21,8 +21,10 @@ pub struct StoreOptions {
 }
 
 impl StoreOptions {
-    /// The default cache: 64 MiB (docs/BENCHMARKS.md, issue 18 target 5).
-    pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+    /// The default cache: 256 MiB, the smallest size measured that kept
+    /// ingest at ≥ 100 k records/s up to 10 M records (64 and 128 MiB fell
+    /// below it past 8 M; docs/BENCHMARKS.md, issue 18 targets 1 and 5).
+    pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
 }
 
 impl Default for StoreOptions {

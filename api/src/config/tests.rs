@@ -516,10 +516,10 @@ fn webhook_max_age_must_fit_the_event_retention() {
 fn the_store_cache_is_set_by_file_environment_and_flag_and_bounded() {
     let s = validated(&[]).expect("defaults");
     assert_eq!(s.store, aggregator::StoreOptions::default());
-    assert_eq!(s.store.cache_bytes, 64 << 20);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let s = from_file(dir.path(), "[store]\ncache_mb = 256\n").expect("file");
     assert_eq!(s.store.cache_bytes, 256 << 20);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = from_file(dir.path(), "[store]\ncache_mb = 64\n").expect("file");
+    assert_eq!(s.store.cache_bytes, 64 << 20);
     let s = validated(&[("BTCTS_STORE_CACHE_MB", "8")]).expect("the bottom");
     assert_eq!(s.store.cache_bytes, 8 << 20);
     let mut vars = env(&[
