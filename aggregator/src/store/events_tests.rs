@@ -351,3 +351,44 @@ fn a_page_reads_a_bounded_number_of_entries() {
     let rest = all(&store, 1, Some("b"), 10);
     assert_eq!(kinds(&rest), [(EventType::RecordBatched, 1)]);
 }
+
+/// A seal indexes its chain records ahead of the batch, in transactions
+/// of their own. A crash between the two leaves every record pending, and
+/// the next seal, over more records, lists each chain record once.
+#[test]
+fn chain_records_indexed_ahead_of_an_interrupted_seal_are_listed_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = open(&dir);
+        // More than one indexing transaction's worth.
+        let records: Vec<_> = (1..=5000).map(|h| block("a", h, 1)).collect();
+        store.submit(&records).expect("stored");
+        let db = store.db.get().expect("db");
+        let mut pending = seal::read_pending(&db, u64::MAX)
+            .expect("reads")
+            .expect("pending");
+        seal::index_ahead(&db, &mut pending).expect("indexed");
+        // A durable commit after the indexing, as a submission would make.
+        drop(db);
+        store.submit(&[digest(1)]).expect("stored");
+        // Crash: the batch is never written.
+    }
+    let store = open(&dir);
+    assert_eq!(store.pending_count().expect("count"), 5001);
+    assert_eq!(all(&store, 0, Some("a"), 1000), Vec::new(), "no batch yet");
+    store
+        .submit(&[block("a", 5001, 1), block("b", 1, 1)])
+        .expect("stored");
+    store.seal_batch(u64::MAX).expect("sealed");
+    let a = all(&store, 0, Some("a"), 1000);
+    assert_eq!(
+        a.iter()
+            .map(|e| e.record.as_ref().map_or(0, |r| r.height))
+            .collect::<Vec<_>>(),
+        (1..=5001).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        kinds(&all(&store, 0, Some("b"), 10)),
+        [(EventType::RecordBatched, 1)]
+    );
+}

@@ -8,13 +8,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTableMetadata, WriteTransaction};
-use tracing::info;
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTableMetadata};
 
 use crate::clock::Clock;
 use crate::leaf;
-use crate::merkle::{MerkleTree, PathStep};
-use crate::pages;
+use crate::merkle::PathStep;
 use crate::proof::{BatchEvidence, LeafEvidence, Proof, PROOF_FORMAT, PROOF_VERSION};
 use crate::schema::*;
 use crate::types::{BatchSeq, ChainId, Height, HexBytes, LeafHash, MerkleRoot, Record};
@@ -251,76 +249,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Seals up to `max_records` pending records, oldest first, into a new
-    /// batch. The tree is built outside the write lock; the batch, its tree
-    /// pages and the new watermark are written in one transaction, so after a
-    /// crash either the whole batch exists or its records are still pending.
-    /// `None` when nothing is pending.
-    pub fn seal_batch(&self, max_records: u64) -> Result<Option<BatchInfo>, StoreError> {
-        let max_records = max_records.max(1);
-        self.with(|db| loop {
-            let Some((first, tree)) = build_pending_tree(db, max_records)? else {
-                return Ok(None);
-            };
-            let txn = db.begin_write()?;
-            let info = match self.write_batch(&txn, first, &tree)? {
-                Some(info) => info,
-                // Someone else sealed these records in between: try again.
-                None => continue,
-            };
-            txn.commit()?;
-            info!(batch = %info.seq, records = info.size, root = %info.root, "batch sealed");
-            self.published(Some(self.event_bounds()?.last));
-            return Ok(Some(info));
-        })
-    }
-
-    /// Writes the batch over records `first..first + tree.leaf_count()` into
-    /// `txn`, or `None` if the watermark moved since the tree was built.
-    pub(crate) fn write_batch(
-        &self,
-        txn: &WriteTransaction,
-        first: u64,
-        tree: &MerkleTree,
-    ) -> Result<Option<BatchInfo>, StoreError> {
-        let mut meta = txn.open_table(META)?;
-        if meta_get(&meta, META_SEALED_UPTO)? != first {
-            return Ok(None);
-        }
-        let size = tree.leaf_count() as u64;
-        let info = BatchInfo {
-            seq: BatchSeq(meta_get(&meta, META_NEXT_BATCH)?),
-            first_record: first,
-            size,
-            root: tree.root(),
-            sealed_unix_ms: self.clock.now_unix_ms(),
-        };
-        txn.open_table(BATCHES)?
-            .insert(info.seq.0, encode_batch(&info).as_slice())?;
-        txn.open_table(BATCH_STARTS)?.insert(first, info.seq.0)?;
-        let mut pages_table = txn.open_table(TREE_PAGES)?;
-        for (group, page, bytes) in pages::split(tree) {
-            pages_table.insert(tree_page_key(info.seq.0, group, page), bytes.as_slice())?;
-        }
-        drop(pages_table);
-        summary::index_batch(txn, &info)?;
-        meta.insert(META_SEALED_UPTO, first + size)?;
-        meta.insert(META_NEXT_BATCH, info.seq.0 + 1)?;
-        drop(meta);
-        events::append(
-            txn,
-            &events::LogEntry {
-                kind: crate::events::EventType::RecordBatched,
-                time_unix_ms: info.sealed_unix_ms,
-                span: size,
-                batch: Some(info.seq),
-                anchor: None,
-                fork: None,
-            },
-        )?;
-        Ok(Some(info))
-    }
-
     /// Number of records not yet in a batch.
     pub fn pending_count(&self) -> Result<u64, StoreError> {
         self.with(|db| {
@@ -535,32 +463,6 @@ impl Store {
 }
 
 /// The pending records `first..first + max_records` as a tree, or `None`.
-fn build_pending_tree(
-    db: &Database,
-    max_records: u64,
-) -> Result<Option<(u64, MerkleTree)>, StoreError> {
-    let txn = db.begin_read()?;
-    let meta = txn.open_table(META)?;
-    let first = meta_get(&meta, META_SEALED_UPTO)?;
-    let next = meta_get(&meta, META_NEXT_RECORD)?;
-    let end = next.min(first.saturating_add(max_records));
-    if end <= first {
-        return Ok(None);
-    }
-    let records = txn.open_table(RECORDS)?;
-    let mut leaves = Vec::with_capacity((end - first) as usize);
-    for entry in records.range(first..end)? {
-        let (_, v) = entry?;
-        leaves.push(decode_id(v.value())?);
-    }
-    if leaves.len() as u64 != end - first {
-        return Err(StoreError::Corrupt(format!(
-            "records {first}..{end} are not all present"
-        )));
-    }
-    Ok(MerkleTree::from_leaves(&leaves).map(|t| (first, t)))
-}
-
 mod anchors;
 mod codec;
 mod events;
@@ -577,6 +479,7 @@ mod id_index_tests;
 mod lists;
 mod options;
 mod schema_init;
+mod seal;
 mod summary;
 #[cfg(test)]
 mod summary_tests;

@@ -14,9 +14,9 @@ use crate::anchor::MinedIn;
 use crate::schema::*;
 use crate::types::{BatchSeq, ChainId};
 
-/// Adds `batch`'s rows to [`CHAIN_BATCHES`]: per chain, the highest height
-/// whose first record is in the batch. Costs one pass over the batch's
-/// records, like building its tree.
+/// Adds `batch`'s rows to [`CHAIN_BATCHES`] and its chain records to
+/// [`CHAIN_RECORDS`], reading its records in `txn` (the upgrade's
+/// backfill; a seal reads them before its transaction, `store::seal`).
 pub(super) fn index_batch(txn: &WriteTransaction, batch: &BatchInfo) -> Result<(), StoreError> {
     let records = txn.open_table(RECORDS)?;
     let heights = txn.open_table(CHAIN_HEIGHTS)?;
@@ -42,15 +42,26 @@ pub(super) fn index_batch(txn: &WriteTransaction, batch: &BatchInfo) -> Result<(
             *slot = (height, seq);
         }
     }
+    write_chain_batches(txn, batch.seq, &best)
+}
+
+/// Adds batch `seq`'s rows to [`CHAIN_BATCHES`]: per chain, the highest
+/// height whose first record is in the batch (`best`: height, record), and
+/// the highest such height of the chain in this batch or any before it.
+pub(super) fn write_chain_batches(
+    txn: &WriteTransaction,
+    seq: BatchSeq,
+    best: &BTreeMap<String, (u64, u64)>,
+) -> Result<(), StoreError> {
     let mut table = txn.open_table(CHAIN_BATCHES)?;
-    for (chain, (height, seq)) in best {
+    for (chain, &(height, record)) in best {
         let c = chain.as_str();
         let below = table
-            .range((c, 0)..(c, batch.seq.0))?
+            .range((c, 0)..(c, seq.0))?
             .next_back()
             .transpose()?
             .map_or(0, |(_, v)| v.value().2);
-        table.insert((c, batch.seq.0), (height, seq, below.max(height)))?;
+        table.insert((c, seq.0), (height, record, below.max(height)))?;
     }
     Ok(())
 }

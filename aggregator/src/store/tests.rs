@@ -23,12 +23,12 @@ fn an_interrupted_seal_leaves_every_record_pending() {
     {
         let store = Store::open(&path, clock.clone()).expect("opens");
         store.submit(&records).expect("stored");
-        let (first, tree) = build_pending_tree(&store.db.get().expect("db"), 1000)
+        let pending = seal::read_pending(&store.db.get().expect("db"), 1000)
             .expect("reads")
             .expect("pending");
         let txn = store.db.get().expect("db").begin_write().expect("txn");
         let info = store
-            .write_batch(&txn, first, &tree)
+            .write_batch(&txn, &pending)
             .expect("writes")
             .expect("watermark");
         assert_eq!(info.size, 300);
@@ -104,12 +104,12 @@ fn a_stale_tree_is_not_written() {
         digest: RawDigest([1; 32]),
     };
     store.submit(&[(leaf::leaf_hash(&r), r)]).expect("stored");
-    let (first, tree) = build_pending_tree(&store.db.get().expect("db"), 10)
+    let pending = seal::read_pending(&store.db.get().expect("db"), 10)
         .expect("reads")
         .expect("pending");
     store.seal_batch(10).expect("seals");
     let txn = store.db.get().expect("db").begin_write().expect("txn");
-    assert_eq!(store.write_batch(&txn, first, &tree).expect("checks"), None);
+    assert_eq!(store.write_batch(&txn, &pending).expect("checks"), None);
 }
 
 /// `n` distinct digest records, ids computed.

@@ -1,0 +1,194 @@
+//! Sealing: the oldest pending records become a batch.
+//!
+//! The store has one writer, and every submission waits for it. So what
+//! reads the batch's records — its tree, its chain records, each chain's
+//! highest first-recorded height — is done in a read transaction; the
+//! chain-record index is written ahead in small transactions; and the
+//! batch itself (its row, tree pages, per-chain summary, the watermark and
+//! the event) is one short write transaction. Done in the batch's own
+//! transaction, the pass over 35,000 records held the writer for ~50 ms
+//! each block and was the tail of the submission latency
+//! (docs/BENCHMARKS.md).
+
+use std::collections::BTreeMap;
+
+use redb::{Database, Durability, ReadableDatabase, WriteTransaction};
+use tracing::info;
+
+use super::codec::{decode_record, encode_batch, meta_get};
+use super::{events, summary, BatchInfo, Store, StoreError};
+use crate::merkle::MerkleTree;
+use crate::pages;
+use crate::schema::*;
+use crate::types::BatchSeq;
+
+/// Chain records indexed per write transaction ahead of a seal.
+const INDEX_CHUNK: usize = 4096;
+
+/// The pending records of a batch to be, read outside the writer.
+pub(crate) struct Pending {
+    /// Sequence number of the first.
+    pub(crate) first: u64,
+    /// Their Merkle tree, in sequence order.
+    pub(crate) tree: MerkleTree,
+    /// `(chain, sequence)` of those that are chain records.
+    chain_records: Vec<(String, u64)>,
+    /// Per chain: the highest height whose first record is among them, and
+    /// that record's sequence number.
+    best: BTreeMap<String, (u64, u64)>,
+    /// Whether `chain_records` are in [`CHAIN_RECORDS`] already.
+    indexed: bool,
+}
+
+impl Store {
+    /// Seals up to `max_records` pending records, oldest first, into a new
+    /// batch. The batch, its tree pages and the new watermark are written
+    /// in one transaction, so after a crash either the whole batch exists
+    /// or its records are still pending. `None` when nothing is pending.
+    pub fn seal_batch(&self, max_records: u64) -> Result<Option<BatchInfo>, StoreError> {
+        let max_records = max_records.max(1);
+        self.with(|db| loop {
+            let Some(mut pending) = read_pending(db, max_records)? else {
+                return Ok(None);
+            };
+            index_ahead(db, &mut pending)?;
+            let txn = db.begin_write()?;
+            let info = match self.write_batch(&txn, &pending)? {
+                Some(info) => info,
+                // Someone else sealed these records in between: try again.
+                None => continue,
+            };
+            txn.commit()?;
+            info!(batch = %info.seq, records = info.size, root = %info.root, "batch sealed");
+            self.published(Some(self.event_bounds()?.last));
+            return Ok(Some(info));
+        })
+    }
+
+    /// Writes the batch of `pending` into `txn`, or `None` if the
+    /// watermark moved since it was read.
+    pub(crate) fn write_batch(
+        &self,
+        txn: &WriteTransaction,
+        pending: &Pending,
+    ) -> Result<Option<BatchInfo>, StoreError> {
+        let (first, tree) = (pending.first, &pending.tree);
+        let mut meta = txn.open_table(META)?;
+        if meta_get(&meta, META_SEALED_UPTO)? != first {
+            return Ok(None);
+        }
+        let size = tree.leaf_count() as u64;
+        let info = BatchInfo {
+            seq: BatchSeq(meta_get(&meta, META_NEXT_BATCH)?),
+            first_record: first,
+            size,
+            root: tree.root(),
+            sealed_unix_ms: self.clock.now_unix_ms(),
+        };
+        txn.open_table(BATCHES)?
+            .insert(info.seq.0, encode_batch(&info).as_slice())?;
+        txn.open_table(BATCH_STARTS)?.insert(first, info.seq.0)?;
+        let mut pages_table = txn.open_table(TREE_PAGES)?;
+        for (group, page, bytes) in pages::split(tree) {
+            pages_table.insert(tree_page_key(info.seq.0, group, page), bytes.as_slice())?;
+        }
+        drop(pages_table);
+        if !pending.indexed {
+            insert_chain_records(txn, &pending.chain_records)?;
+        }
+        summary::write_chain_batches(txn, info.seq, &pending.best)?;
+        meta.insert(META_SEALED_UPTO, first + size)?;
+        meta.insert(META_NEXT_BATCH, info.seq.0 + 1)?;
+        drop(meta);
+        events::append(
+            txn,
+            &events::LogEntry {
+                kind: crate::events::EventType::RecordBatched,
+                time_unix_ms: info.sealed_unix_ms,
+                span: size,
+                batch: Some(info.seq),
+                anchor: None,
+                fork: None,
+            },
+        )?;
+        Ok(Some(info))
+    }
+}
+
+/// Reads up to `max_records` of the oldest pending records: their tree,
+/// chain records and per-chain summary. `None` when nothing is pending.
+pub(crate) fn read_pending(db: &Database, max_records: u64) -> Result<Option<Pending>, StoreError> {
+    let txn = db.begin_read()?;
+    let meta = txn.open_table(META)?;
+    let first = meta_get(&meta, META_SEALED_UPTO)?;
+    let next = meta_get(&meta, META_NEXT_RECORD)?;
+    let end = next.min(first.saturating_add(max_records));
+    if end <= first {
+        return Ok(None);
+    }
+    let records = txn.open_table(RECORDS)?;
+    let heights = txn.open_table(CHAIN_HEIGHTS)?;
+    let mut leaves = Vec::with_capacity((end - first) as usize);
+    let mut chain_records = Vec::new();
+    let mut best: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for entry in records.range(first..end)? {
+        let (k, v) = entry?;
+        let seq = k.value();
+        let (id, _, record) = decode_record(v.value())?;
+        leaves.push(id);
+        let Some((chain, height)) = record.chain_height() else {
+            continue;
+        };
+        chain_records.push((chain.as_str().to_owned(), seq));
+        // A fork's later record: the summary follows first records.
+        if heights.get((chain.as_str(), height))?.map(|v| v.value()) != Some(seq) {
+            continue;
+        }
+        match best.get_mut(chain.as_str()) {
+            Some(slot) if height > slot.0 => *slot = (height, seq),
+            Some(_) => {}
+            None => {
+                best.insert(chain.as_str().to_owned(), (height, seq));
+            }
+        }
+    }
+    if leaves.len() as u64 != end - first {
+        return Err(StoreError::Corrupt(format!(
+            "records {first}..{end} are not all present"
+        )));
+    }
+    Ok(MerkleTree::from_leaves(&leaves).map(|tree| Pending {
+        first,
+        tree,
+        chain_records,
+        best,
+        indexed: false,
+    }))
+}
+
+/// Writes `pending`'s chain records to [`CHAIN_RECORDS`], [`INDEX_CHUNK`]
+/// at a time, each transaction made durable by the next durable commit
+/// (the batch's, or a submission's). An entry for a record not yet in a
+/// batch is never read: readers range over a batch's records. After a
+/// crash before the batch, the next seal writes the same entries again.
+pub(super) fn index_ahead(db: &Database, pending: &mut Pending) -> Result<(), StoreError> {
+    for chunk in pending.chain_records.chunks(INDEX_CHUNK) {
+        let mut txn = db.begin_write()?;
+        txn.set_durability(Durability::None)?;
+        insert_chain_records(&txn, chunk)?;
+        txn.commit()?;
+    }
+    pending.indexed = true;
+    Ok(())
+}
+
+fn insert_chain_records(
+    txn: &WriteTransaction,
+    entries: &[(String, u64)],
+) -> Result<(), StoreError> {
+    let mut table = txn.open_table(CHAIN_RECORDS)?;
+    for (chain, seq) in entries {
+        table.insert((chain.as_str(), *seq), ())?;
+    }
+    Ok(())
+}
