@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use redb::{Database, Durability, ReadableDatabase, WriteTransaction};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransaction};
 use tracing::info;
 
 use super::codec::{decode_record, encode_batch, meta_get};
@@ -128,35 +128,11 @@ pub(crate) fn read_pending(db: &Database, max_records: u64) -> Result<Option<Pen
     }
     let records = txn.open_table(RECORDS)?;
     let heights = txn.open_table(CHAIN_HEIGHTS)?;
-    let mut leaves = Vec::with_capacity((end - first) as usize);
-    let mut chain_records = Vec::new();
-    let mut best: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for entry in records.range(first..end)? {
-        let (k, v) = entry?;
-        let seq = k.value();
-        let (id, _, record) = decode_record(v.value())?;
-        leaves.push(id);
-        let Some((chain, height)) = record.chain_height() else {
-            continue;
-        };
-        chain_records.push((chain.as_str().to_owned(), seq));
-        // A fork's later record: the summary follows first records.
-        if heights.get((chain.as_str(), height))?.map(|v| v.value()) != Some(seq) {
-            continue;
-        }
-        match best.get_mut(chain.as_str()) {
-            Some(slot) if height > slot.0 => *slot = (height, seq),
-            Some(_) => {}
-            None => {
-                best.insert(chain.as_str().to_owned(), (height, seq));
-            }
-        }
-    }
-    if leaves.len() as u64 != end - first {
-        return Err(StoreError::Corrupt(format!(
-            "records {first}..{end} are not all present"
-        )));
-    }
+    let Scan {
+        leaves,
+        chain_records,
+        best,
+    } = scan(&records, &heights, first..end)?;
     Ok(MerkleTree::from_leaves(&leaves).map(|tree| Pending {
         first,
         tree,
@@ -164,6 +140,58 @@ pub(crate) fn read_pending(db: &Database, max_records: u64) -> Result<Option<Pen
         best,
         indexed: false,
     }))
+}
+
+/// What a pass over a range of records finds.
+pub(super) struct Scan {
+    /// Their ids, in sequence order.
+    pub(super) leaves: Vec<crate::types::LeafHash>,
+    /// `(chain, sequence)` of those that are chain records.
+    pub(super) chain_records: Vec<(String, u64)>,
+    /// Per chain: the highest height whose first record is among them, and
+    /// that record's sequence number.
+    pub(super) best: BTreeMap<String, (u64, u64)>,
+}
+
+/// Reads records `range` (all of them present, or an error).
+pub(super) fn scan(
+    records: &impl ReadableTable<u64, &'static [u8]>,
+    heights: &impl ReadableTable<(&'static str, u64), u64>,
+    range: std::ops::Range<u64>,
+) -> Result<Scan, StoreError> {
+    let mut out = Scan {
+        leaves: Vec::with_capacity((range.end - range.start) as usize),
+        chain_records: Vec::new(),
+        best: BTreeMap::new(),
+    };
+    for entry in records.range(range.clone())? {
+        let (k, v) = entry?;
+        let seq = k.value();
+        let (id, _, record) = decode_record(v.value())?;
+        out.leaves.push(id);
+        let Some((chain, height)) = record.chain_height() else {
+            continue;
+        };
+        out.chain_records.push((chain.as_str().to_owned(), seq));
+        // A fork's later record: the summary follows first records.
+        if heights.get((chain.as_str(), height))?.map(|v| v.value()) != Some(seq) {
+            continue;
+        }
+        match out.best.get_mut(chain.as_str()) {
+            Some(slot) if height > slot.0 => *slot = (height, seq),
+            Some(_) => {}
+            None => {
+                out.best.insert(chain.as_str().to_owned(), (height, seq));
+            }
+        }
+    }
+    if out.leaves.len() as u64 != range.end - range.start {
+        return Err(StoreError::Corrupt(format!(
+            "records {}..{} are not all present",
+            range.start, range.end
+        )));
+    }
+    Ok(out)
 }
 
 /// Writes `pending`'s chain records to [`CHAIN_RECORDS`], [`INDEX_CHUNK`]
@@ -182,7 +210,7 @@ pub(super) fn index_ahead(db: &Database, pending: &mut Pending) -> Result<(), St
     Ok(())
 }
 
-fn insert_chain_records(
+pub(super) fn insert_chain_records(
     txn: &WriteTransaction,
     entries: &[(String, u64)],
 ) -> Result<(), StoreError> {

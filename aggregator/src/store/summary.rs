@@ -18,31 +18,17 @@ use crate::types::{BatchSeq, ChainId};
 /// [`CHAIN_RECORDS`], reading its records in `txn` (the upgrade's
 /// backfill; a seal reads them before its transaction, `store::seal`).
 pub(super) fn index_batch(txn: &WriteTransaction, batch: &BatchInfo) -> Result<(), StoreError> {
-    let records = txn.open_table(RECORDS)?;
-    let heights = txn.open_table(CHAIN_HEIGHTS)?;
-    let mut chain_records = txn.open_table(CHAIN_RECORDS)?;
-    let mut best: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    let end = batch.first_record + batch.size;
-    for entry in records.range(batch.first_record..end)? {
-        let (k, v) = entry?;
-        let seq = k.value();
-        let (_, _, record) = decode_record(v.value())?;
-        let Some((chain, height)) = record.chain_height() else {
-            continue;
-        };
-        chain_records.insert((chain.as_str(), seq), ())?;
-        let first = heights.get((chain.as_str(), height))?.map(|v| v.value());
-        if first != Some(seq) {
-            continue; // a fork's later record: the status follows first records
-        }
-        let slot = best
-            .entry(chain.as_str().to_owned())
-            .or_insert((height, seq));
-        if height > slot.0 {
-            *slot = (height, seq);
-        }
-    }
-    write_chain_batches(txn, batch.seq, &best)
+    let scanned = {
+        let records = txn.open_table(RECORDS)?;
+        let heights = txn.open_table(CHAIN_HEIGHTS)?;
+        super::seal::scan(
+            &records,
+            &heights,
+            batch.first_record..batch.first_record + batch.size,
+        )?
+    };
+    super::seal::insert_chain_records(txn, &scanned.chain_records)?;
+    write_chain_batches(txn, batch.seq, &scanned.best)
 }
 
 /// Adds batch `seq`'s rows to [`CHAIN_BATCHES`]: per chain, the highest
