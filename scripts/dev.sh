@@ -31,6 +31,10 @@ if [ "${1:-}" = "--consumer" ]; then
   fi
   exec scripts/dev-consumer.sh "$@"
 fi
+if ! command -v make >/dev/null 2>&1 || ! command -v cc >/dev/null 2>&1; then
+  say "installing make and gcc (the build compiles jemalloc and ring from source)"
+  apt_install make gcc libc6-dev
+fi
 # Build with cargo's progress visible: the first build compiles ~350 crates.
 say "building btcts (first build takes ~10 minutes on 2 cores; later runs start in seconds)"
 started=$SECONDS

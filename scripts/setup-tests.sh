@@ -21,6 +21,14 @@ if ! command -v litecoind >/dev/null 2>&1; then
 fi
 litecoind -version | head -n 1
 
+# A C compiler and make: the btcts binary links jemalloc (tikv-jemalloc-sys
+# builds it from source with both); ring needs the compiler too.
+if ! command -v make >/dev/null 2>&1 || ! command -v cc >/dev/null 2>&1; then
+  echo "setup: installing make and gcc (to build jemalloc and ring)"
+  need_root apt-get update -qq
+  need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq make gcc libc6-dev >/dev/null
+fi
+
 # jq: the consumer-chain demo (scripts/dev-consumer.sh, smoke-tested) edits
 # the chain's genesis with it.
 if ! command -v jq >/dev/null 2>&1; then
