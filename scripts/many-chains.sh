@@ -9,7 +9,9 @@
 #   cargo build --release -p btcts --bin btcts --example many_chains
 #   scripts/many-chains.sh [CHAINS] [SECONDS]        # default 1000 600
 #
-# Environment: PORT (HTTP, default 18080), BLOCK_SECS (default 10),
+# Environment: PORT (HTTP, default 18080), CACHE_MB (the server's
+# `[store] cache_mb`, default 64 as docs/operations.md sets for this
+# deployment), BLOCK_SECS (default 10),
 # REPORT_SECS (default 60), RUN_ARGS (more `many_chains run` flags, e.g.
 # --duplicates).
 set -euo pipefail
@@ -50,7 +52,7 @@ cli generatetodescriptor 101 "raw($spk)" >/dev/null
 
 "$bin/examples/many_chains" write-config --dir "$work" --chains "$chains" \
   --listen "127.0.0.1:$port" --node-url "http://127.0.0.1:$rpc_port" \
-  --node-cookie-file "$node_dir/regtest/.cookie"
+  --node-cookie-file "$node_dir/regtest/.cookie" --cache-mb "${CACHE_MB:-64}"
 "$bin/btcts" serve --config "$work/btcts.toml" 2>"$work/btcts.log" &
 serve_pid=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done

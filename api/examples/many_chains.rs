@@ -69,6 +69,10 @@ struct WriteArgs {
     /// The node's `.cookie` (no password on argv or in the file).
     #[arg(long)]
     node_cookie_file: PathBuf,
+    /// `[store] cache_mb`: 64, what docs/operations.md (Memory) sets for a
+    /// deployment of many chains at a record a second each.
+    #[arg(long, default_value_t = 64)]
+    cache_mb: u32,
 }
 
 #[derive(clap::Args, Debug)]
@@ -142,6 +146,11 @@ rate_per_second = 100
 rate_burst = 200
 max_concurrent_requests = 1024
 max_connections = 4096
+
+# The page cache docs/operations.md (Memory) gives a many-chains
+# deployment; the default (256 MiB) is sized for bulk ingest.
+[store]
+cache_mb = {cache_mb}
 {chains}"#,
         n = args.chains,
         listen = args.listen,
@@ -149,6 +158,7 @@ max_connections = 4096
         network = args.network,
         url = args.node_url,
         cookie = std::path::absolute(&args.node_cookie_file)?.display(),
+        cache_mb = args.cache_mb,
     );
     let config_path = args.dir.join("btcts.toml");
     std::fs::write(&config_path, config)?;
