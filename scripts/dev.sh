@@ -23,6 +23,10 @@ if ! command -v bitcoind >/dev/null 2>&1 && ! command -v litecoind >/dev/null 2>
   apt_install litecoind
   say "installed $(litecoind -version | head -n 1)"
 fi
+if ! command -v make >/dev/null 2>&1 || ! command -v cc >/dev/null 2>&1; then
+  say "installing make and gcc (the build compiles jemalloc and ring from source)"
+  apt_install make gcc libc6-dev
+fi
 if [ "${1:-}" = "--consumer" ]; then
   shift
   if ! command -v jq >/dev/null 2>&1; then
@@ -30,10 +34,6 @@ if [ "${1:-}" = "--consumer" ]; then
     apt_install jq
   fi
   exec scripts/dev-consumer.sh "$@"
-fi
-if ! command -v make >/dev/null 2>&1 || ! command -v cc >/dev/null 2>&1; then
-  say "installing make and gcc (the build compiles jemalloc and ring from source)"
-  apt_install make gcc libc6-dev
 fi
 # Build with cargo's progress visible: the first build compiles ~350 crates.
 say "building btcts (first build takes ~10 minutes on 2 cores; later runs start in seconds)"
