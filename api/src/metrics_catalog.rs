@@ -90,6 +90,21 @@ pub const METRICS: &[Metric] = &[
         "Events written to event streams.",
     ),
     m(
+        "btcts_store_write_wait_seconds",
+        Histogram,
+        "Time a store write transaction waited for the writer, by op.",
+    ),
+    m(
+        "btcts_store_write_hold_seconds",
+        Histogram,
+        "Time a store write transaction held the writer (commit included), by op.",
+    ),
+    m(
+        "btcts_store_commit_seconds",
+        Histogram,
+        "Time a store write transaction took to commit, by op.",
+    ),
+    m(
         "btcts_store_disk_bytes",
         Gauge,
         "Size of the redb store file in bytes (measured at each scrape).",
@@ -285,6 +300,11 @@ pub const METRICS: &[Metric] = &[
 const REQUEST_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+/// Store write transactions: 50 µs to 5 s.
+const STORE_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0,
+];
 /// Build to first confirmation: 1 min to 1 day.
 const CONFIRMATION_BUCKETS: &[f64] = &[
     60.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0, 86400.0,
@@ -314,7 +334,8 @@ fn builder() -> Result<PrometheusBuilder, metrics_exporter_prometheus::BuildErro
         .set_buckets_for_metric(
             Matcher::Full("btcts_anchor_batch_records".into()),
             BATCH_BUCKETS,
-        )
+        )?
+        .set_buckets_for_metric(Matcher::Prefix("btcts_store_".into()), STORE_BUCKETS)
 }
 
 fn describe() {

@@ -111,6 +111,9 @@ async fn metrics_have_help_buckets_and_plausible_gauges() -> Result<()> {
     for histogram in [
         "btcts_http_request_duration_seconds",
         "btcts_anchor_time_to_first_confirmation_seconds",
+        "btcts_store_write_wait_seconds",
+        "btcts_store_write_hold_seconds",
+        "btcts_store_commit_seconds",
     ] {
         ensure!(
             text.contains(&format!("# TYPE {histogram} histogram")),
@@ -146,6 +149,28 @@ async fn metrics_have_help_buckets_and_plausible_gauges() -> Result<()> {
         value("btcts_ibc_chain_halted{chain=\"chain-2\"}")? == 0.0,
         "a chain not set up reported halted"
     );
+    // Every write transaction is timed by what it writes: the submissions,
+    // the seal and the anchor's transitions all happened above. A commit
+    // is part of the hold, and no durable commit takes no time at all.
+    for op in ["ingest", "seal", "anchor"] {
+        let count = |name: &str| value(&format!("{name}_count{{op=\"{op}\"}}"));
+        let sum = |name: &str| value(&format!("{name}_sum{{op=\"{op}\"}}"));
+        for name in [
+            "btcts_store_write_wait_seconds",
+            "btcts_store_write_hold_seconds",
+            "btcts_store_commit_seconds",
+        ] {
+            ensure!(count(name)? >= 1.0, "no {name} for op {op}:\n{text}");
+        }
+        let (hold, commit) = (
+            sum("btcts_store_write_hold_seconds")?,
+            sum("btcts_store_commit_seconds")?,
+        );
+        ensure!(
+            commit > 0.0 && hold >= commit && hold < 60.0,
+            "op {op}: hold {hold} s, commit {commit} s"
+        );
+    }
     let disk = value("btcts_store_disk_bytes")?;
     let actual = std::fs::metadata(dir.path().join("data/btcts.redb"))?.len() as f64;
     ensure!(

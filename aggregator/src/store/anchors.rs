@@ -5,6 +5,7 @@ use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
 use std::collections::BTreeSet;
 
 use super::codec::{decode_batch, decode_record, meta_get};
+use super::timing::{self, Op};
 use super::{BatchInfo, Store, StoreError};
 use crate::anchor::AnchorRecord;
 use crate::schema::*;
@@ -18,11 +19,11 @@ impl Store {
         })?;
         let now = self.clock.now_unix_ms();
         let last_event = self.with(|db| {
-            let txn = db.begin_write()?;
+            let (txn, timed) = timing::begin_write(db, Op::Anchor)?;
             let last_event = super::events::log_anchor(&txn, anchor, now)?;
             txn.open_table(ANCHORS)?
                 .insert(anchor.batch.0, value.as_slice())?;
-            txn.commit()?;
+            timed.commit(txn)?;
             Ok(last_event)
         })?;
         self.published(last_event);

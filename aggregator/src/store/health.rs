@@ -160,9 +160,9 @@ fn probe(db: &Database) -> Result<(), StoreError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    let txn = db.begin_write()?;
+    let (txn, timed) = super::timing::begin_write(db, super::timing::Op::Probe)?;
     txn.open_table(META)?.insert(META_PROBE, now)?;
-    txn.commit()?;
+    timed.commit(txn)?;
     Ok(())
 }
 

@@ -229,7 +229,7 @@ impl Store {
     ) -> Result<Vec<Vec<Ack>>, StoreError> {
         let now = self.clock.now_unix_ms();
         let (out, last_event) = self.with(|db| {
-            let txn = db.begin_write()?;
+            let (txn, timed) = timing::begin_write(db, timing::Op::Ingest)?;
             let mut out = Vec::with_capacity(groups.len());
             let last_event = {
                 let mut w = RecordWriter::open(&txn, &self.ids, now)?;
@@ -242,7 +242,7 @@ impl Store {
                 }
                 w.finish()?
             };
-            txn.commit()?;
+            timed.commit(txn)?;
             Ok((out, last_event))
         })?;
         self.published(last_event);
@@ -485,6 +485,7 @@ mod summary;
 mod summary_tests;
 #[cfg(test)]
 mod tests;
+mod timing;
 mod writer;
 
 use anchors::read_anchor;

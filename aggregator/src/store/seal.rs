@@ -16,6 +16,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransacti
 use tracing::info;
 
 use super::codec::{decode_record, encode_batch, meta_get};
+use super::timing::{self, Op};
 use super::{events, summary, BatchInfo, Store, StoreError};
 use crate::merkle::MerkleTree;
 use crate::pages;
@@ -52,13 +53,13 @@ impl Store {
                 return Ok(None);
             };
             index_ahead(db, &mut pending)?;
-            let txn = db.begin_write()?;
+            let (txn, timed) = timing::begin_write(db, Op::Seal)?;
             let info = match self.write_batch(&txn, &pending)? {
                 Some(info) => info,
                 // Someone else sealed these records in between: try again.
                 None => continue,
             };
-            txn.commit()?;
+            timed.commit(txn)?;
             info!(batch = %info.seq, records = info.size, root = %info.root, "batch sealed");
             self.published(Some(self.event_bounds()?.last));
             return Ok(Some(info));
@@ -201,10 +202,10 @@ pub(super) fn scan(
 /// crash before the batch, the next seal writes the same entries again.
 pub(super) fn index_ahead(db: &Database, pending: &mut Pending) -> Result<(), StoreError> {
     for chunk in pending.chain_records.chunks(INDEX_CHUNK) {
-        let mut txn = db.begin_write()?;
+        let (mut txn, timed) = timing::begin_write(db, Op::Index)?;
         txn.set_durability(Durability::None)?;
         insert_chain_records(&txn, chunk)?;
-        txn.commit()?;
+        timed.commit(txn)?;
     }
     pending.indexed = true;
     Ok(())
