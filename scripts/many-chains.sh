@@ -13,7 +13,10 @@
 # `[store] cache_mb`, default 64 as docs/operations.md sets for this
 # deployment), BLOCK_SECS (default 10),
 # REPORT_SECS (default 60), RUN_ARGS (more `many_chains run` flags, e.g.
-# --duplicates).
+# --duplicates), TRACE=1 (keeps the directory; every 5 s scrapes the
+# server's store write timings and request durations into trace.prom and
+# `vmstat` into vmstat.txt; `contrib/bench/store_trace.py DIR` prints them
+# per interval).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,9 +33,11 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 rpc_port=$(free_port)
 cli() { litecoin-cli -regtest -datadir="$node_dir" -rpcport="$rpc_port" "$@"; }
 
-node_pid= serve_pid= miner_pid=
+node_pid= serve_pid= miner_pid= trace_pids=
+[ "${TRACE:-0}" = 1 ] && KEEP=1
 cleanup() {
   [ -n "$miner_pid" ] && kill "$miner_pid" 2>/dev/null || true
+  [ -n "$trace_pids" ] && kill $trace_pids 2>/dev/null || true
   if [ -n "$serve_pid" ]; then kill -TERM "$serve_pid" 2>/dev/null || true; wait "$serve_pid" 2>/dev/null || true; fi
   if [ -n "$node_pid" ]; then cli stop >/dev/null 2>&1 || true; wait "$node_pid" 2>/dev/null || true; fi
   if [ "${KEEP:-0}" = 1 ]; then echo "kept $work"; else rm -rf "$work"; fi
@@ -57,6 +62,16 @@ cli generatetodescriptor 101 "raw($spk)" >/dev/null
 serve_pid=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
 curl -fs "http://127.0.0.1:$port/healthz" >/dev/null || { tail "$work/btcts.log"; exit 1; }
+
+if [ "${TRACE:-0}" = 1 ]; then
+  ( while sleep 5; do
+      echo "# $(date +%s.%N)"
+      curl -fs "http://127.0.0.1:$port/metrics" | grep -E '^btcts_(store_(write|commit)|http_request_duration_seconds)' || true
+    done ) >"$work/trace.prom" &
+  trace_pids=$!
+  vmstat -n -t 5 >"$work/vmstat.txt" &
+  trace_pids="$trace_pids $!"
+fi
 
 ( while sleep "$block_secs"; do cli generatetodescriptor 1 "raw($spk)" >/dev/null; done ) &
 miner_pid=$!

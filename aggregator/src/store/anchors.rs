@@ -5,7 +5,7 @@ use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
 use std::collections::BTreeSet;
 
 use super::codec::{decode_batch, decode_record, meta_get};
-use super::timing::{self, Op};
+use super::timing::Op;
 use super::{BatchInfo, Store, StoreError};
 use crate::anchor::AnchorRecord;
 use crate::schema::*;
@@ -19,7 +19,7 @@ impl Store {
         })?;
         let now = self.clock.now_unix_ms();
         let last_event = self.with(|db| {
-            let (txn, timed) = timing::begin_write(db, Op::Anchor)?;
+            let (txn, timed) = self.db.writers.begin(db, Op::Anchor)?;
             let last_event = super::events::log_anchor(&txn, anchor, now)?;
             txn.open_table(ANCHORS)?
                 .insert(anchor.batch.0, value.as_slice())?;

@@ -10,7 +10,7 @@ use redb::{ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::codec::{decode_batch, decode_record, meta_get};
-use super::timing::{self, Op};
+use super::timing::Op;
 use super::{BatchInfo, Store, StoreError};
 use crate::anchor::{AnchorRecord, AnchorStatus, MinedIn};
 use crate::events::{AnchorRef, Event, EventType, ForkRef, RecordRef, EVENT_VERSION};
@@ -195,7 +195,7 @@ impl Store {
     /// many. Ids below the first entry left are then reported pruned.
     pub fn prune_events(&self, before_unix_ms: u64) -> Result<u64, StoreError> {
         self.with(|db| {
-            let (txn, timed) = timing::begin_write(db, Op::Prune)?;
+            let (txn, timed) = self.db.writers.begin(db, Op::Prune)?;
             let mut removed = 0;
             {
                 let mut log = txn.open_table(EVENTS)?;
@@ -236,7 +236,7 @@ impl Store {
     /// Records that `chain`'s webhook receiver has every event up to `id`.
     pub fn set_webhook_cursor(&self, chain: &ChainId, id: u64) -> Result<(), StoreError> {
         self.with(|db| {
-            let (txn, timed) = timing::begin_write(db, Op::Webhook)?;
+            let (txn, timed) = self.db.writers.begin(db, Op::Webhook)?;
             txn.open_table(WEBHOOK_CURSORS)?
                 .insert(chain.as_str(), id)?;
             timed.commit(txn)?;

@@ -367,7 +367,7 @@ fn chain_records_indexed_ahead_of_an_interrupted_seal_are_listed_once() {
         let mut pending = seal::read_pending(&db, u64::MAX)
             .expect("reads")
             .expect("pending");
-        seal::index_ahead(&db, &mut pending).expect("indexed");
+        seal::index_ahead(&db, &store.db.writers, &mut pending).expect("indexed");
         // A durable commit after the indexing, as a submission would make.
         drop(db);
         store.submit(&[digest(1)]).expect("stored");

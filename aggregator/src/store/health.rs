@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use redb::{Database, DatabaseError};
 use tracing::{error, info, warn};
 
+use super::timing::{Op, Writers};
 use super::StoreError;
 use crate::schema::META;
 
@@ -32,6 +33,9 @@ pub(super) struct Handle {
     open: Opener,
     db: RwLock<Option<Arc<Database>>>,
     failure: Mutex<Option<Failure>>,
+    /// Who waits for the writer (a count for [`Writers::give_way`], kept
+    /// across reopens).
+    pub(super) writers: Writers,
 }
 
 impl std::fmt::Debug for Handle {
@@ -65,6 +69,7 @@ impl Handle {
             open,
             db: RwLock::new(Some(Arc::new(db))),
             failure: Mutex::new(None),
+            writers: Writers::default(),
         })
     }
 
@@ -136,7 +141,7 @@ impl Handle {
         drop(old);
         match (self.open)()
             .map_err(StoreError::from)
-            .and_then(|db| probe(&db).map(|()| db))
+            .and_then(|db| probe(&db, &self.writers).map(|()| db))
         {
             Ok(db) => {
                 *self.db.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(db));
@@ -156,11 +161,11 @@ impl Handle {
 }
 
 /// One small durable write: proves the file takes writes again.
-fn probe(db: &Database) -> Result<(), StoreError> {
+fn probe(db: &Database, writers: &Writers) -> Result<(), StoreError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    let (txn, timed) = super::timing::begin_write(db, super::timing::Op::Probe)?;
+    let (txn, timed) = writers.begin(db, Op::Probe)?;
     txn.open_table(META)?.insert(META_PROBE, now)?;
     timed.commit(txn)?;
     Ok(())

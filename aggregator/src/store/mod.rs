@@ -229,7 +229,7 @@ impl Store {
     ) -> Result<Vec<Vec<Ack>>, StoreError> {
         let now = self.clock.now_unix_ms();
         let (out, last_event) = self.with(|db| {
-            let (txn, timed) = timing::begin_write(db, timing::Op::Ingest)?;
+            let (txn, timed) = self.db.writers.begin(db, timing::Op::Ingest)?;
             let mut out = Vec::with_capacity(groups.len());
             let last_event = {
                 let mut w = RecordWriter::open(&txn, &self.ids, now)?;

@@ -6,13 +6,13 @@ use redb::{Database, ReadableTable};
 use tracing::info;
 
 use super::codec::meta_get;
-use super::timing::{self, Op};
+use super::timing::Op;
 use super::{id_index, summary, Store, StoreError};
 use crate::schema::*;
 
 impl Store {
     pub(super) fn init_schema_in(&self, db: &Database) -> Result<(), StoreError> {
-        let (txn, timed) = timing::begin_write(db, Op::Schema)?;
+        let (txn, timed) = self.db.writers.begin(db, Op::Schema)?;
         {
             let mut meta = txn.open_table(META)?;
             let found = meta.get(META_SCHEMA_VERSION)?.map(|v| v.value());

@@ -11,20 +11,25 @@
 //! (docs/BENCHMARKS.md).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransaction};
 use tracing::info;
 
 use super::codec::{decode_record, encode_batch, meta_get};
-use super::timing::{self, Op};
+use super::timing::{Op, Writers};
 use super::{events, summary, BatchInfo, Store, StoreError};
 use crate::merkle::MerkleTree;
 use crate::pages;
 use crate::schema::*;
 use crate::types::BatchSeq;
 
-/// Chain records indexed per write transaction ahead of a seal.
-const INDEX_CHUNK: usize = 4096;
+/// Chain records indexed per write transaction ahead of a seal: a few
+/// milliseconds of the writer with 1,000 chains (docs/BENCHMARKS.md).
+const INDEX_CHUNK: usize = 1024;
+/// How long the index written ahead of a seal waits, after each of its
+/// transactions, for waiting writers (submissions) to take the writer.
+const GIVE_WAY: Duration = Duration::from_millis(2);
 
 /// The pending records of a batch to be, read outside the writer.
 pub(crate) struct Pending {
@@ -32,12 +37,9 @@ pub(crate) struct Pending {
     pub(crate) first: u64,
     /// Their Merkle tree, in sequence order.
     pub(crate) tree: MerkleTree,
-    /// `(chain, sequence)` of those that are chain records.
-    chain_records: Vec<(String, u64)>,
-    /// Per chain: the highest height whose first record is among them, and
-    /// that record's sequence number.
-    best: BTreeMap<String, (u64, u64)>,
-    /// Whether `chain_records` are in [`CHAIN_RECORDS`] already.
+    /// Their chain records and per-chain summary.
+    chains: Chains,
+    /// Whether `chains.records` are in [`CHAIN_RECORDS`] already.
     indexed: bool,
 }
 
@@ -52,8 +54,8 @@ impl Store {
             let Some(mut pending) = read_pending(db, max_records)? else {
                 return Ok(None);
             };
-            index_ahead(db, &mut pending)?;
-            let (txn, timed) = timing::begin_write(db, Op::Seal)?;
+            index_ahead(db, &self.db.writers, &mut pending)?;
+            let (txn, timed) = self.db.writers.begin(db, Op::Seal)?;
             let info = match self.write_batch(&txn, &pending)? {
                 Some(info) => info,
                 // Someone else sealed these records in between: try again.
@@ -95,9 +97,9 @@ impl Store {
         }
         drop(pages_table);
         if !pending.indexed {
-            insert_chain_records(txn, &pending.chain_records)?;
+            insert_chain_records(txn, &pending.chains.records)?;
         }
-        summary::write_chain_batches(txn, info.seq, &pending.best)?;
+        summary::write_chain_batches(txn, info.seq, &pending.chains.best)?;
         meta.insert(META_SEALED_UPTO, first + size)?;
         meta.insert(META_NEXT_BATCH, info.seq.0 + 1)?;
         drop(meta);
@@ -129,16 +131,11 @@ pub(crate) fn read_pending(db: &Database, max_records: u64) -> Result<Option<Pen
     }
     let records = txn.open_table(RECORDS)?;
     let heights = txn.open_table(CHAIN_HEIGHTS)?;
-    let Scan {
-        leaves,
-        chain_records,
-        best,
-    } = scan(&records, &heights, first..end)?;
+    let Scan { leaves, chains } = scan(&records, &heights, first..end)?;
     Ok(MerkleTree::from_leaves(&leaves).map(|tree| Pending {
         first,
         tree,
-        chain_records,
-        best,
+        chains,
         indexed: false,
     }))
 }
@@ -147,8 +144,15 @@ pub(crate) fn read_pending(db: &Database, max_records: u64) -> Result<Option<Pen
 pub(super) struct Scan {
     /// Their ids, in sequence order.
     pub(super) leaves: Vec<crate::types::LeafHash>,
+    /// Their chain records and per-chain summary.
+    pub(super) chains: Chains,
+}
+
+/// The chain records among a range of records.
+#[derive(Default)]
+pub(crate) struct Chains {
     /// `(chain, sequence)` of those that are chain records.
-    pub(super) chain_records: Vec<(String, u64)>,
+    pub(super) records: Vec<(String, u64)>,
     /// Per chain: the highest height whose first record is among them, and
     /// that record's sequence number.
     pub(super) best: BTreeMap<String, (u64, u64)>,
@@ -162,8 +166,7 @@ pub(super) fn scan(
 ) -> Result<Scan, StoreError> {
     let mut out = Scan {
         leaves: Vec::with_capacity((range.end - range.start) as usize),
-        chain_records: Vec::new(),
-        best: BTreeMap::new(),
+        chains: Chains::default(),
     };
     for entry in records.range(range.clone())? {
         let (k, v) = entry?;
@@ -173,16 +176,18 @@ pub(super) fn scan(
         let Some((chain, height)) = record.chain_height() else {
             continue;
         };
-        out.chain_records.push((chain.as_str().to_owned(), seq));
+        out.chains.records.push((chain.as_str().to_owned(), seq));
         // A fork's later record: the summary follows first records.
         if heights.get((chain.as_str(), height))?.map(|v| v.value()) != Some(seq) {
             continue;
         }
-        match out.best.get_mut(chain.as_str()) {
+        match out.chains.best.get_mut(chain.as_str()) {
             Some(slot) if height > slot.0 => *slot = (height, seq),
             Some(_) => {}
             None => {
-                out.best.insert(chain.as_str().to_owned(), (height, seq));
+                out.chains
+                    .best
+                    .insert(chain.as_str().to_owned(), (height, seq));
             }
         }
     }
@@ -197,15 +202,21 @@ pub(super) fn scan(
 
 /// Writes `pending`'s chain records to [`CHAIN_RECORDS`], [`INDEX_CHUNK`]
 /// at a time, each transaction made durable by the next durable commit
-/// (the batch's, or a submission's). An entry for a record not yet in a
-/// batch is never read: readers range over a batch's records. After a
-/// crash before the batch, the next seal writes the same entries again.
-pub(super) fn index_ahead(db: &Database, pending: &mut Pending) -> Result<(), StoreError> {
-    for chunk in pending.chain_records.chunks(INDEX_CHUNK) {
-        let (mut txn, timed) = timing::begin_write(db, Op::Index)?;
+/// (the batch's, or a submission's), giving way to waiting writers after
+/// each. An entry for a record not yet in a batch is never read: readers
+/// range over a batch's records. After a crash before the batch, the next
+/// seal writes the same entries again.
+pub(super) fn index_ahead(
+    db: &Database,
+    writers: &Writers,
+    pending: &mut Pending,
+) -> Result<(), StoreError> {
+    for chunk in pending.chains.records.chunks(INDEX_CHUNK) {
+        let (mut txn, timed) = writers.begin(db, Op::Index)?;
         txn.set_durability(Durability::None)?;
         insert_chain_records(&txn, chunk)?;
         timed.commit(txn)?;
+        writers.give_way(GIVE_WAY);
     }
     pending.indexed = true;
     Ok(())

@@ -27,8 +27,8 @@ pub(super) fn index_batch(txn: &WriteTransaction, batch: &BatchInfo) -> Result<(
             batch.first_record..batch.first_record + batch.size,
         )?
     };
-    super::seal::insert_chain_records(txn, &scanned.chain_records)?;
-    write_chain_batches(txn, batch.seq, &scanned.best)
+    super::seal::insert_chain_records(txn, &scanned.chains.records)?;
+    write_chain_batches(txn, batch.seq, &scanned.chains.best)
 }
 
 /// Adds batch `seq`'s rows to [`CHAIN_BATCHES`]: per chain, the highest

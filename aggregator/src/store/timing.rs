@@ -1,9 +1,16 @@
-//! How long the store's write transactions take, by what they write.
+//! The store's writer: who waits for it, and how long write transactions
+//! take, by what they write.
 //!
 //! redb has one writer: `begin_write` waits while another write transaction
-//! is open. Every write transaction of the service goes through
-//! [`begin_write`] and [`Timed::commit`], which record (as `metrics`
-//! histograms, exported by the server):
+//! is open, and the wait is not fair (a thread that commits and begins
+//! again at once usually wins over one already waiting). So background work
+//! done in several transactions ([`super::seal::index_ahead`]) calls
+//! [`Writers::give_way`] between them: submissions then wait for one of its
+//! transactions, not for all of them.
+//!
+//! Every write transaction of the service goes through [`Writers::begin`]
+//! and [`Timed::commit`], which record (as `metrics` histograms, exported
+//! by the server):
 //!
 //! - `btcts_store_write_wait_seconds{op}`: waiting for the writer;
 //! - `btcts_store_write_hold_seconds{op}`: holding it, commit included
@@ -16,7 +23,8 @@
 //! disk). Without a recorder installed (tests, library users) the calls
 //! cost a clock read each.
 
-use std::time::Instant;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use redb::{Database, WriteTransaction};
 
@@ -65,14 +73,46 @@ pub(crate) struct Timed {
     acquired: Instant,
 }
 
-/// `db.begin_write()`, timing the wait for the writer.
-pub(crate) fn begin_write(db: &Database, op: Op) -> Result<(WriteTransaction, Timed), StoreError> {
-    let asked = Instant::now();
-    let txn = db.begin_write()?;
-    let acquired = Instant::now();
-    metrics::histogram!("btcts_store_write_wait_seconds", "op" => op.label())
-        .record(acquired.duration_since(asked).as_secs_f64());
-    Ok((txn, Timed { op, acquired }))
+/// The write transactions of one open database: how many wait for the
+/// writer.
+#[derive(Debug, Default)]
+pub(crate) struct Writers {
+    waiting: AtomicUsize,
+}
+
+impl Writers {
+    /// `db.begin_write()`, counted among the waiting while it waits, and
+    /// the wait timed.
+    pub(crate) fn begin(
+        &self,
+        db: &Database,
+        op: Op,
+    ) -> Result<(WriteTransaction, Timed), StoreError> {
+        let asked = Instant::now();
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let txn = db.begin_write();
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let txn = txn?;
+        let acquired = Instant::now();
+        metrics::histogram!("btcts_store_write_wait_seconds", "op" => op.label())
+            .record(acquired.duration_since(asked).as_secs_f64());
+        Ok((txn, Timed { op, acquired }))
+    }
+
+    /// How many write transactions wait for the writer now.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Called between two write transactions of background work: returns
+    /// once no write transaction waits for the writer (each waiting one
+    /// has taken it), or after `patience`.
+    pub(crate) fn give_way(&self, patience: Duration) {
+        let until = Instant::now() + patience;
+        while self.waiting() > 0 && Instant::now() < until {
+            std::thread::yield_now();
+        }
+    }
 }
 
 impl Timed {
@@ -88,5 +128,62 @@ impl Timed {
         metrics::histogram!("btcts_store_write_hold_seconds", "op" => label)
             .record(done.duration_since(self.acquired).as_secs_f64());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{mpsc, Arc};
+
+    use redb::TransactionError;
+
+    use super::*;
+
+    /// Background work that gives way between its transactions lets a
+    /// writer already waiting take the writer first (redb alone would
+    /// usually hand it back to the thread that just committed).
+    #[test]
+    fn giving_way_hands_the_writer_to_the_one_waiting() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Arc::new(Database::create(dir.path().join("db.redb")).expect("creates"));
+        let writers = Arc::new(Writers::default());
+        let (txn, timed) = writers.begin(&db, Op::Index).expect("begins");
+
+        let (release, released) = mpsc::channel::<()>();
+        let other = {
+            let (db, writers) = (Arc::clone(&db), Arc::clone(&writers));
+            std::thread::spawn(move || {
+                let (txn, timed) = writers.begin(&db, Op::Ingest).expect("begins");
+                released.recv().expect("released");
+                timed.commit(txn).expect("commits");
+            })
+        };
+        let until = Instant::now() + Duration::from_secs(10);
+        while writers.waiting() == 0 {
+            assert!(Instant::now() < until, "the other writer never waited");
+            std::thread::yield_now();
+        }
+
+        timed.commit(txn).expect("commits");
+        writers.give_way(Duration::from_secs(10));
+        assert_eq!(writers.waiting(), 0);
+        assert!(
+            matches!(db.try_begin_write(), Err(TransactionError::WouldBlock)),
+            "gave way, yet the writer that waited does not hold the writer"
+        );
+
+        release.send(()).expect("sends");
+        other.join().expect("joins");
+        let (txn, timed) = writers.begin(&db, Op::Index).expect("free again");
+        timed.commit(txn).expect("commits");
+    }
+
+    /// With nobody waiting, giving way returns at once.
+    #[test]
+    fn giving_way_to_nobody_does_not_wait() {
+        let writers = Writers::default();
+        let started = Instant::now();
+        writers.give_way(Duration::from_secs(10));
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 }
