@@ -66,7 +66,7 @@ curl -fs "http://127.0.0.1:$port/healthz" >/dev/null || { tail "$work/btcts.log"
 if [ "${TRACE:-0}" = 1 ]; then
   ( while sleep 5; do
       echo "# $(date +%s.%N)"
-      curl -fs "http://127.0.0.1:$port/metrics" | grep -E '^btcts_(store_(write|commit)|http_request_duration_seconds)' || true
+      curl -fs "http://127.0.0.1:$port/metrics" | grep -E '^btcts_(store_(write|commit|disk)|http_request_duration_seconds)' || true
     done ) >"$work/trace.prom" &
   trace_pids=$!
   vmstat -n -t 5 >"$work/vmstat.txt" &
