@@ -2,8 +2,9 @@
 # The project's one test command: sets up what is missing, then runs the
 # format and lint checks and every test: Rust (unit, property, golden, store
 # crash tests, end-to-end tests against a real regtest node and a real
-# ibc-go consumer chain) and Go (the consumer chain's x/btcts module, its
-# verifier against the shared vectors, the chain app).
+# ibc-go consumer chain), Go (the consumer chain's x/btcts module, its
+# verifier against the shared vectors, the chain app) and Python (the
+# benchmark helpers in contrib/bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,8 +38,11 @@ if [ "$status" -ne 0 ]; then
   exit "$status"
 fi
 
+echo "== python tests (contrib/bench)"
+.venv/bin/python -m unittest discover -s contrib/bench -p 'test_*.py' 2>&1 | tee -a "$log"
+
 echo "== cargo test"
-cargo test --workspace --locked 2>&1 | tee "$log"
+cargo test --workspace --locked 2>&1 | tee -a "$log"
 
 # A bounded fuzz smoke (docs/fuzzing.md; the long runs are by hand):
 # BTCTS_FUZZ_SECONDS per target (default 20, 0 skips it). By default the
@@ -56,8 +60,9 @@ if [ "$fuzz_seconds" -gt 0 ]; then
     scripts/fuzz.sh "$fuzz_seconds" $fuzz_targets
   fi
 fi
-# One closing line for the whole run: cargo's test counts plus Go's
-# top-level tests (cargo ends on its last doc-test binary).
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+# One closing line for the whole run: cargo's test counts, the Python
+# tests and Go's top-level tests (cargo ends on its last doc-test binary).
+awk '/^Ran [0-9]+ tests? in/ { p += $2 }
+     /^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      FILENAME == ARGV[2] && /^--- PASS/ { p++ } FILENAME == ARGV[2] && /^--- FAIL/ { f++ }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log" "$golog"

@@ -6,14 +6,17 @@ durations, every 5 s) and DIR/vmstat.txt, and prints one row per interval:
 single-record block POSTs (count, p99 and max bucket of the server-side
 duration), the store's write transactions by op (count; for `ingest` the
 longest wait for the writer and the mean and longest commit; for `seal`,
-`index` and `anchor` the longest hold), and the machine's CPU wait and
-blocks written (vmstat). A "max" is the upper bound of the highest bucket
-that received an observation in the interval.
+`anchor` the longest hold, for `index` the transactions' total hold), and
+the machine's CPU wait and blocks written (vmstat). A "max" is the upper
+bound of the highest bucket that received an observation in the interval.
 
     contrib/bench/store_trace.py /tmp/btcts-many-chains.XXXXXX [--all]
+    contrib/bench/store_trace.py /tmp/btcts-many-chains.XXXXXX --minutes
 
 Without --all only intervals whose POST p99 bucket is above 25 ms, or whose
 longest ingest wait or commit is, are printed, with the interval before.
+--minutes prints one row per minute instead: per op, the transactions and
+their mean hold, commit and wait for the writer.
 """
 
 import datetime
@@ -105,14 +108,37 @@ def vmstat(path):
     return rows
 
 
+def per_minute(s):
+    """One row per 12 scrapes (a minute at the script's 5 s): per op, the
+    transactions and their mean hold, commit and wait, in ms."""
+    ops = ("index", "seal", "ingest", "anchor")
+    print("min | " + " | ".join(f"{op:>6}    n   hold commit   wait" for op in ops))
+    t0 = s[0][0]
+    for i in range(0, len(s) - 12, 12):
+        a, b = s[i][1], s[i + 12][1]
+        cols = []
+        for op in ops:
+            n, hold, _ = histogram(a, b, "btcts_store_write_hold_seconds", op=op)
+            nc, commit, _ = histogram(a, b, "btcts_store_commit_seconds", op=op)
+            nw, wait, _ = histogram(a, b, "btcts_store_write_wait_seconds", op=op)
+            mean = lambda total, count: 1000 * total / count if count else 0.0
+            cols.append(f"{n:11.0f} {mean(hold, n):6.2f} {mean(commit, nc):6.2f} {mean(wait, nw):6.3f}")
+        print(f"{(s[i][0] - t0) / 60:3.0f} | " + " | ".join(cols))
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    if len(args) != 1:
+        sys.exit(__doc__)
     show_all = "--all" in sys.argv
     d = args[0]
     s = scrapes(d + "/trace.prom")
+    if "--minutes" in sys.argv:
+        per_minute(s)
+        return
     vm = vmstat(d + "/vmstat.txt")
     t0 = s[0][0] if s else 0
-    print("   t  posts  p99   max | ingest  wait  commit(mean max) | seal hold | index n hold | anchor hold | cpu wa   bo")
+    print("   t  posts  p99   max | ingest  wait  commit(mean max) | seal hold | index n  total | anchor hold | cpu wa   bo")
     rows = []
     for (ta, a), (tb, b) in zip(s, s[1:]):
         n, _, per = histogram(a, b, "btcts_http_request_duration_seconds", route=ROUTE)
