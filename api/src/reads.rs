@@ -193,21 +193,20 @@ pub(crate) async fn current_proof(
     {
         return Ok(Some(done));
     }
-    let asked_at = state.tips.as_ref().and_then(|t| t.tip());
-    let block = proof.anchor.as_ref().map(|a| a.block.hash);
     let node = state.node.clone();
+    let tips = state.tips.clone();
     let completed = tokio::task::spawn_blocking(move || {
-        btc_submitter::complete_proof(&node, proof, headers_max)
+        let ask = |p| btc_submitter::complete_proof(&node, p, headers_max);
+        match tips {
+            // One question per anchor block at a time; the others wait for it.
+            Some(tips) => tips.complete_deep_once(proof, ask),
+            None => ask(proof),
+        }
     })
     .await
     .map_err(ApiError::internal)?;
     match completed {
-        Ok(p) => {
-            if let (Some(tips), Some(tip), Some(block)) = (state.tips.as_ref(), asked_at, block) {
-                tips.remember_deep(tip, block, &p);
-            }
-            Ok(Some(p))
-        }
+        Ok(p) => Ok(Some(p)),
         Err(e) => {
             // The node's own words (addresses, paths) stay in the log.
             tracing::warn!(error = %e, "proof: cannot check the anchor block against the node");

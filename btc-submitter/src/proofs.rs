@@ -6,6 +6,9 @@ use aggregator::types::HexBytes;
 use aggregator::Proof;
 use bitcoin::consensus::serialize;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use crate::node::{BitcoinNode, NodeError};
 
 /// Adds the best-chain headers after the anchor block to `proof`, so it
@@ -48,12 +51,27 @@ pub fn complete_proof<N: BitcoinNode + ?Sized>(
 /// the node — about a dozen calls each — and the answer is kept until the
 /// tip moves ([`TipCache::complete_deep`], [`TipCache::remember_deep`]), so
 /// a proof of an old record costs the node once per anchor block per new
-/// block, not once per request.
+/// block, not once per request; requests that miss at the same time wait
+/// for one question instead of each asking ([`TipCache::complete_deep_once`]).
 #[derive(Debug)]
 pub struct TipCache {
     depth: u32,
     chain: std::sync::RwLock<CachedChain>,
     deep: std::sync::Mutex<DeepAnchors>,
+    /// The question being asked about each deep anchor block, while
+    /// someone asks or waits for it.
+    flights: std::sync::Mutex<std::collections::HashMap<bitcoin::BlockHash, Arc<Flight>>>,
+}
+
+/// One anchor block's turn at the node: who holds `last` asks; the others
+/// wait on it and then take the answer it left.
+#[derive(Debug, Default)]
+struct Flight {
+    /// Questions finished so far (read before waiting, to know whether an
+    /// answer came while one waited).
+    finished: AtomicU64,
+    /// The last question's failure, handed to those who waited for it.
+    last: std::sync::Mutex<Option<NodeError>>,
 }
 
 /// The node's answers for anchor blocks below the cached window, valid
@@ -82,6 +100,7 @@ impl TipCache {
             depth: depth.max(1),
             chain: Default::default(),
             deep: Default::default(),
+            flights: Default::default(),
         }
     }
 
@@ -106,6 +125,68 @@ impl TipCache {
             None => proof.anchor = None,
         }
         Some(proof)
+    }
+
+    /// `proof` completed for an anchor below the cached window: from the
+    /// answer kept at the current tip, else from `ask` (the node,
+    /// [`complete_proof`]), which is then kept. Of the requests that miss
+    /// for one anchor block at once, one calls `ask`; the others wait for
+    /// it and take its answer, or its error, instead of each asking (a new
+    /// tip drops every kept answer, and every request in flight would
+    /// otherwise ask the node at that moment). Blocks the calling thread
+    /// while it waits: call it where blocking is allowed.
+    pub fn complete_deep_once(
+        &self,
+        proof: Proof,
+        ask: impl FnOnce(Proof) -> Result<Proof, NodeError>,
+    ) -> Result<Proof, NodeError> {
+        if let Some(done) = self.complete_deep(proof.clone()) {
+            return Ok(done);
+        }
+        let (Some(block), Some(_)) = (proof.anchor.as_ref().map(|a| a.block.hash), self.tip())
+        else {
+            // Nothing to keep the answer under: no single question to share.
+            return ask(proof);
+        };
+        let flight = self
+            .flights
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(block)
+            .or_default()
+            .clone();
+        let seen = flight.finished.load(Ordering::Acquire);
+        let result = {
+            let mut last = flight.last.lock().unwrap_or_else(|p| p.into_inner());
+            match self.complete_deep(proof.clone()) {
+                Some(done) => Ok(done),
+                None => match last.as_ref() {
+                    // The question we waited for failed: its error, not another try.
+                    Some(e) if flight.finished.load(Ordering::Acquire) != seen => Err(e.clone()),
+                    _ => {
+                        let asked_at = self.tip();
+                        let answer = ask(proof);
+                        match &answer {
+                            Ok(p) => {
+                                if let Some(tip) = asked_at {
+                                    self.remember_deep(tip, block, p);
+                                }
+                                *last = None;
+                            }
+                            Err(e) => *last = Some(e.clone()),
+                        }
+                        flight.finished.fetch_add(1, Ordering::AcqRel);
+                        answer
+                    }
+                },
+            }
+        };
+        let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+        // Ours and the map's: nobody else waits, the turn is over.
+        if Arc::strong_count(&flight) == 2 {
+            flights.remove(&block);
+        }
+        result
     }
 
     /// Keeps the node's completion of a proof anchored in `block`, asked
@@ -209,6 +290,137 @@ mod tests {
     use aggregator::clock::FixedClock;
     use aggregator::AnchorNetwork;
     use std::sync::Arc;
+
+    /// A proof anchored 3 blocks deep, a cache of 1 block (so the anchor
+    /// is below its window) brought to the fake node's tip, and the node.
+    fn deep_anchor(dir: &tempfile::TempDir) -> (Arc<FakeNode>, Proof, Arc<TipCache>) {
+        let (store, id) = crate::anchor::tests::store_with_one_record(dir);
+        let fake = Arc::new(FakeNode::new());
+        let mut a = Anchorer::new(
+            store.clone(),
+            fake.clone(),
+            AnchorConfig::new(AnchorNetwork::Regtest),
+            Arc::new(FixedClock::new(0)),
+        );
+        a.step().expect("anchors");
+        fake.mine(3);
+        a.step().expect("mined");
+        let proof = store.proof(&id).expect("query").expect("sealed");
+        assert!(proof.anchor.is_some());
+        let cache = Arc::new(TipCache::new(1));
+        cache.refresh(&fake).expect("refresh");
+        assert_eq!(cache.complete(proof.clone(), 10), None, "below the window");
+        (fake, proof, cache)
+    }
+
+    /// Runs `callers` threads at once through `complete_deep_once`, with
+    /// `ask` answering only once every caller waits for the same turn
+    /// (the map's `Arc` plus one per caller), so a caller that asks on its
+    /// own shows in the count of asks.
+    fn all_at_once(
+        cache: &Arc<TipCache>,
+        proof: &Proof,
+        callers: usize,
+        answer: Result<Proof, NodeError>,
+    ) -> (usize, Vec<Result<Proof, NodeError>>) {
+        let block = proof.anchor.as_ref().expect("anchored").block.hash;
+        let asks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let start = Arc::new(std::sync::Barrier::new(callers));
+        let threads: Vec<_> = (0..callers)
+            .map(|_| {
+                let (cache, proof, asks, start, answer) = (
+                    cache.clone(),
+                    proof.clone(),
+                    asks.clone(),
+                    start.clone(),
+                    answer.clone(),
+                );
+                std::thread::spawn(move || {
+                    start.wait();
+                    cache.complete_deep_once(proof, |_| {
+                        asks.fetch_add(1, Ordering::SeqCst);
+                        let deadline =
+                            std::time::Instant::now() + std::time::Duration::from_secs(5);
+                        while std::time::Instant::now() < deadline {
+                            let waiting = cache
+                                .flights
+                                .lock()
+                                .expect("flights")
+                                .get(&block)
+                                .map_or(0, Arc::strong_count);
+                            if waiting == callers + 1 {
+                                break;
+                            }
+                            std::thread::sleep(std::time::Duration::from_millis(1));
+                        }
+                        answer
+                    })
+                })
+            })
+            .collect();
+        let results = threads
+            .into_iter()
+            .map(|t| t.join().expect("caller"))
+            .collect();
+        (asks.load(Ordering::SeqCst), results)
+    }
+
+    #[test]
+    fn callers_that_miss_at_once_share_one_question() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (fake, proof, cache) = deep_anchor(&dir);
+        let from_node = complete_proof(&fake, proof.clone(), 10).expect("node");
+
+        let (asks, results) = all_at_once(&cache, &proof, 16, Ok(from_node.clone()));
+        assert_eq!(asks, 1, "one question for sixteen callers");
+        assert!(results.iter().all(|r| r.as_ref() == Ok(&from_node)));
+        assert!(
+            cache.flights.lock().expect("flights").is_empty(),
+            "turn over"
+        );
+
+        // Kept at this tip: no question at all; a new tip: one again.
+        let ask_fails = |_| -> Result<Proof, NodeError> { panic!("kept: not asked") };
+        assert_eq!(
+            cache.complete_deep_once(proof.clone(), ask_fails),
+            Ok(from_node)
+        );
+        fake.mine(1);
+        assert!(cache.refresh(&fake).expect("refresh"));
+        let newer = complete_proof(&fake, proof.clone(), 10).expect("node");
+        let (asks, results) = all_at_once(&cache, &proof, 8, Ok(newer.clone()));
+        assert_eq!(asks, 1);
+        assert!(results.iter().all(|r| r.as_ref() == Ok(&newer)));
+    }
+
+    #[test]
+    fn callers_that_waited_for_a_failed_question_get_its_error_and_the_next_asks_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (fake, proof, cache) = deep_anchor(&dir);
+        let down = NodeError::Transient("node down".into());
+
+        let (asks, results) = all_at_once(&cache, &proof, 16, Err(down.clone()));
+        assert_eq!(asks, 1, "one failed question, not sixteen");
+        assert!(results.iter().all(|r| r.as_ref() == Err(&down)));
+        assert!(
+            cache.flights.lock().expect("flights").is_empty(),
+            "turn over"
+        );
+        assert_eq!(
+            cache.complete_deep(proof.clone()),
+            None,
+            "a failure is not kept"
+        );
+
+        // The next caller asks again, and its answer is kept.
+        let from_node = complete_proof(&fake, proof.clone(), 10).expect("node");
+        let answer = from_node.clone();
+        assert_eq!(
+            cache.complete_deep_once(proof.clone(), move |_| Ok(answer)),
+            Ok(from_node.clone())
+        );
+        assert_eq!(cache.complete_deep(proof), Some(from_node));
+    }
 
     #[test]
     fn cached_completion_matches_the_node_and_follows_reorgs() {
