@@ -291,9 +291,8 @@ mod tests {
     use aggregator::AnchorNetwork;
     use std::sync::Arc;
 
-    /// A proof anchored 3 blocks deep, a cache of 1 block (so the anchor
-    /// is below its window) brought to the fake node's tip, and the node.
-    fn deep_anchor(dir: &tempfile::TempDir) -> (Arc<FakeNode>, Proof, Arc<TipCache>) {
+    /// The fake node and a proof anchored 3 blocks deep in it.
+    fn anchored_proof(dir: &tempfile::TempDir) -> (Arc<FakeNode>, Proof) {
         let (store, id) = crate::anchor::tests::store_with_one_record(dir);
         let fake = Arc::new(FakeNode::new());
         let mut a = Anchorer::new(
@@ -307,6 +306,13 @@ mod tests {
         a.step().expect("mined");
         let proof = store.proof(&id).expect("query").expect("sealed");
         assert!(proof.anchor.is_some());
+        (fake, proof)
+    }
+
+    /// A proof anchored 3 blocks deep, a cache of 1 block (so the anchor
+    /// is below its window) brought to the fake node's tip, and the node.
+    fn deep_anchor(dir: &tempfile::TempDir) -> (Arc<FakeNode>, Proof, Arc<TipCache>) {
+        let (fake, proof) = anchored_proof(dir);
         let cache = Arc::new(TipCache::new(1));
         cache.refresh(&fake).expect("refresh");
         assert_eq!(cache.complete(proof.clone(), 10), None, "below the window");
@@ -425,19 +431,7 @@ mod tests {
     #[test]
     fn cached_completion_matches_the_node_and_follows_reorgs() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (store, id) = crate::anchor::tests::store_with_one_record(&dir);
-        let fake = Arc::new(FakeNode::new());
-        let mut a = Anchorer::new(
-            store.clone(),
-            fake.clone(),
-            AnchorConfig::new(AnchorNetwork::Regtest),
-            Arc::new(FixedClock::new(0)),
-        );
-        a.step().expect("anchors");
-        fake.mine(3);
-        a.step().expect("mined");
-        let proof = store.proof(&id).expect("query").expect("sealed");
-        assert!(proof.anchor.is_some());
+        let (fake, proof) = anchored_proof(&dir);
 
         let cache = TipCache::new(100);
         assert!(cache.refresh(&fake).expect("refresh"));
