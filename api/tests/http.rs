@@ -828,3 +828,101 @@ async fn the_status_page_is_html_without_scripts_and_a_read_like_the_others() {
         assert_eq!(status, StatusCode::OK, "{path}");
     }
 }
+
+/// Proofs anchored below the tip cache's window are completed by the node;
+/// many requests that miss at once (as they all do when a new tip drops the
+/// kept answers) share one question, and share its failure when the node
+/// is down, instead of each asking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_proof_requests_below_the_tip_cache_ask_the_node_once() {
+    let mut h = harness(|_| {});
+    let (_, body) = submit(
+        &h,
+        "chain-a",
+        Some("token-a"),
+        json!({ "blocks": [block(7, 1)] }),
+    )
+    .await;
+    let id = body["records"][0]["id"].as_str().expect("id").to_owned();
+    anchor_to_depth(&h, 1);
+    h.fake.mine(10);
+    let tips = Arc::new(btc_submitter::TipCache::new(2));
+    tips.refresh(&*h.fake).expect("refresh");
+    let state = Arc::try_unwrap(h.state).expect("the harness's only reference");
+    h.state = Arc::new(btcts_api::server::AppState {
+        tips: Some(tips.clone()),
+        ..state
+    });
+    let h = Arc::new(h);
+    h.fake.set_latency(std::time::Duration::from_millis(20));
+
+    let all_at_once = |n: usize| {
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let (h, uri) = (h.clone(), format!("/v1/records/{id}/proof"));
+                tokio::spawn(async move { call(&h, Method::GET, &uri, None, None).await })
+            })
+            .collect();
+        async move {
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.expect("request"));
+            }
+            out
+        }
+    };
+    // One completion: the block's status, then a hash and a header for
+    // each of the 2 × k = 4 blocks after it.
+    let one_question = 1 + 2 * 4;
+
+    let before = h.fake.calls();
+    let answers = all_at_once(32).await;
+    assert_eq!(
+        h.fake.calls() - before,
+        one_question,
+        "one question for 32 requests"
+    );
+    for (status, proof) in &answers {
+        assert_eq!(*status, StatusCode::OK);
+        assert_eq!(proof, &answers[0].1);
+        let proof: aggregator::Proof = serde_json::from_value(proof.clone()).expect("proof");
+        let v = verify(&proof, &Expect::default()).expect("verifies");
+        assert_eq!(v.anchor.map(|a| a.confirmations), Some(5));
+    }
+
+    // A new tip drops the kept answer: one question again, a block deeper.
+    h.fake.mine(1);
+    tips.refresh(&*h.fake).expect("refresh");
+    let before = h.fake.calls();
+    let answers = all_at_once(32).await;
+    assert_eq!(h.fake.calls() - before, one_question);
+    assert!(answers
+        .iter()
+        .all(|(s, p)| *s == StatusCode::OK && p == &answers[0].1));
+    assert_ne!(answers[0].1["anchor"]["headers_after"], Value::Null);
+
+    // The node down: one failed question, every request a 503 with the same code.
+    h.fake.mine(1);
+    tips.refresh(&*h.fake).expect("refresh");
+    h.fake.set_down(true);
+    let before = h.fake.calls();
+    let answers = all_at_once(32).await;
+    assert_eq!(h.fake.calls() - before, 1, "one failed call, not 32");
+    for (status, err) in &answers {
+        assert_eq!(
+            (*status, err["code"].clone()),
+            (StatusCode::SERVICE_UNAVAILABLE, json!("node_unavailable"))
+        );
+    }
+    // Back up: the next request asks again.
+    h.fake.set_down(false);
+    let (status, _) = call(
+        &h,
+        Method::GET,
+        &format!("/v1/records/{id}/proof"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -5,6 +5,7 @@
 //! run against it and against a real node, so it cannot drift far.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,10 @@ pub struct FakeNode {
     state: Mutex<State>,
     /// Notified whenever the best chain changes (mined, reorganised).
     tip_changed: Condvar,
+    /// Calls made through the node interface, answered or failed.
+    calls: AtomicU64,
+    /// How long each call takes before it is answered, in µs.
+    latency_us: AtomicU64,
 }
 
 impl Default for FakeNode {
@@ -89,7 +94,22 @@ impl FakeNode {
                 fail_next: 0,
             }),
             tip_changed: Condvar::new(),
+            calls: AtomicU64::new(0),
+            latency_us: AtomicU64::new(0),
         }
+    }
+
+    /// Calls made so far through the node interface ([`BitcoinNode`]),
+    /// answered or failed.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// Every later call through the node interface takes `latency` before
+    /// it is answered, as a node across a network does.
+    pub fn set_latency(&self, latency: Duration) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.latency_us.store(us, Ordering::SeqCst);
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -98,6 +118,11 @@ impl FakeNode {
     }
 
     fn live(&self) -> Result<MutexGuard<'_, State>, NodeError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let latency = self.latency_us.load(Ordering::SeqCst);
+        if latency > 0 {
+            std::thread::sleep(Duration::from_micros(latency));
+        }
         let mut s = self.state();
         if s.down {
             return Err(transient());
