@@ -1,7 +1,8 @@
 //! Durable ingest throughput as the store grows: 64 concurrent callers
 //! submitting 1000-record requests through the group-commit writer, printing
 //! records/s for every window of `window` records (default 1M), then the
-//! store's bytes on disk per record and the process's RSS. `cache_mb` is
+//! store's bytes on disk per record and the process's RSS (with the store
+//! still open, at the end of the load, and its peak). `cache_mb` is
 //! redb's page cache (default: the store's default). See docs/BENCHMARKS.md.
 //!
 //! `cargo run --release -p aggregator --example ingest_load -- [total] [per_request] [callers] [window] [cache_mb]`
@@ -101,6 +102,8 @@ fn main() {
         "total: {total} records in {secs:.2} s = {:.0} records/s",
         total as f64 / secs
     );
+    // With the store still open: what the process holds at this size.
+    let rss = proc_status_bytes("VmRSS:");
     drop(ingestor);
     writer.join();
     let reopen = Instant::now();
@@ -113,20 +116,22 @@ fn main() {
     drop(store);
     let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     println!(
-        "store file: {:.1} MB, {:.0} bytes per record; RSS {:.1} MB",
+        "store file: {:.1} MB, {:.0} bytes per record; RSS at the end of the load {:.1} MB (peak {:.1} MB)",
         bytes as f64 / 1e6,
         bytes as f64 / total.max(1) as f64,
-        rss_bytes() as f64 / 1e6
+        rss as f64 / 1e6,
+        proc_status_bytes("VmHWM:") as f64 / 1e6
     );
 }
 
-/// This process's resident set (`VmRSS`), 0 where /proc is absent.
-fn rss_bytes() -> u64 {
+/// A `/proc/self/status` field in bytes (`VmRSS:` the resident set,
+/// `VmHWM:` its peak), 0 where /proc is absent.
+fn proc_status_bytes(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         })
         .map_or(0, |kb| kb * 1024)
