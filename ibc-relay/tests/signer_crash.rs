@@ -49,6 +49,16 @@ fn child_signer() {
     }
 }
 
+/// `sequence sign_bytes signature` as the child prints it, whole.
+fn signature_line(line: &str) -> Option<(u64, &str, &str)> {
+    let parts: Vec<&str> = line.split(' ').collect();
+    let [seq, bytes, sig] = parts.as_slice() else {
+        return None;
+    };
+    let seq = seq.parse::<u64>().ok()?;
+    (!bytes.is_empty() && sig.len() == 128).then_some((seq, *bytes, *sig))
+}
+
 #[test]
 fn kill_9_never_makes_the_signer_equivocate() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -90,7 +100,8 @@ fn kill_9_never_makes_the_signer_equivocate() {
             let line = rx
                 .recv_timeout(Duration::from_secs(30))
                 .expect("the child signs");
-            let first = line.split(' ').count() == 3;
+            // libtest's own "running 1 test" has three words too.
+            let first = signature_line(&line).is_some();
             lines.push(line);
             if first {
                 break;
@@ -106,16 +117,10 @@ fn kill_9_never_makes_the_signer_equivocate() {
         lines.extend(rx.try_iter());
         let mut this_run = 0;
         for line in lines {
-            let parts: Vec<&str> = line.split(' ').collect();
-            let [seq, bytes, sig] = parts.as_slice() else {
-                continue; // a line cut by the kill, or test-harness output
-            };
-            let Ok(seq) = seq.parse::<u64>() else {
+            // Skipped: a line cut by the kill, or test-harness output.
+            let Some((seq, bytes, sig)) = signature_line(&line) else {
                 continue;
             };
-            if bytes.is_empty() || sig.len() != 128 {
-                continue;
-            }
             this_run += 1;
             let entry = (bytes.to_string(), sig.to_string());
             if let Some(before) = released.insert(seq, entry.clone()) {
