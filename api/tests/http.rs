@@ -34,6 +34,19 @@ async fn call(
     )
 }
 
+/// Submits one block for chain-a and returns its record's id.
+async fn submit_one(h: &Harness, height: u64, hash: u8) -> String {
+    let (status, body) = submit(
+        h,
+        "chain-a",
+        Some("token-a"),
+        json!({ "blocks": [block(height, hash)] }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    body["records"][0]["id"].as_str().expect("id").to_owned()
+}
+
 async fn submit(h: &Harness, chain: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
     call(
         h,
@@ -341,14 +354,7 @@ async fn a_read_token_guards_reads_when_configured() {
     }
     // The calendar upgrade of a consumer-chain record is a read too; the
     // calendar's own digests stay open.
-    let (_, body) = submit(
-        &h,
-        "chain-a",
-        Some("token-a"),
-        json!({ "blocks": [block(1, 1)] }),
-    )
-    .await;
-    let id = body["records"][0]["id"].as_str().expect("id").to_owned();
+    let id = submit_one(&h, 1, 1).await;
     // Without the token the calendar answers as for an unknown commitment.
     let (status, _, body) =
         call_raw(&h, Method::GET, &format!("/timestamp/{id}"), None, vec![]).await;
@@ -594,14 +600,7 @@ async fn malformed_calendar_input_is_4xx() {
         (StatusCode::NOT_FOUND, "Commitment not found".into())
     );
     // A PoS block record's pending export points here too: pending.
-    let (_, body) = submit(
-        &h,
-        "chain-a",
-        Some("token-a"),
-        json!({ "blocks": [block(1, 1)] }),
-    )
-    .await;
-    let id = body["records"][0]["id"].as_str().expect("id").to_owned();
+    let id = submit_one(&h, 1, 1).await;
     let (status, _, _) = call_raw(&h, Method::GET, &format!("/timestamp/{id}"), None, vec![]).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _, _) = call_raw(&h, Method::PUT, "/digest", None, vec![1; 32]).await;
@@ -836,14 +835,7 @@ async fn the_status_page_is_html_without_scripts_and_a_read_like_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_proof_requests_below_the_tip_cache_ask_the_node_once() {
     let mut h = harness(|_| {});
-    let (_, body) = submit(
-        &h,
-        "chain-a",
-        Some("token-a"),
-        json!({ "blocks": [block(7, 1)] }),
-    )
-    .await;
-    let id = body["records"][0]["id"].as_str().expect("id").to_owned();
+    let id = submit_one(&h, 7, 1).await;
     anchor_to_depth(&h, 1);
     h.fake.mine(10);
     let tips = Arc::new(btc_submitter::TipCache::new(2));
