@@ -34,6 +34,18 @@ async fn call(
     )
 }
 
+/// `GET /v1/records/{id}/proof`, without a token.
+async fn get_proof(h: &Harness, id: &str) -> (StatusCode, Value) {
+    call(
+        h,
+        Method::GET,
+        &format!("/v1/records/{id}/proof"),
+        None,
+        None,
+    )
+    .await
+}
+
 /// Submits one block for chain-a and returns its record's id.
 async fn submit_one(h: &Harness, height: u64, hash: u8) -> String {
     let (status, body) = submit(
@@ -213,14 +225,7 @@ async fn reads_follow_a_record_from_pending_to_confirmed_and_serve_verifiable_pr
         (status, rec["status"].clone()),
         (StatusCode::OK, json!("pending"))
     );
-    let (status, err) = call(
-        &h,
-        Method::GET,
-        &format!("/v1/records/{id}/proof"),
-        None,
-        None,
-    )
-    .await;
+    let (status, err) = get_proof(&h, &id).await;
     assert_eq!(
         (status, err["code"].clone()),
         (StatusCode::NOT_FOUND, json!("not_batched_yet"))
@@ -260,14 +265,7 @@ async fn reads_follow_a_record_from_pending_to_confirmed_and_serve_verifiable_pr
     let (_, status) = call(&h, Method::GET, "/v1/chains/chain-a/status", None, None).await;
     assert_eq!(status["latest_confirmed"]["height"], 8);
     assert_eq!(status["latest_confirmed"]["confirmations"], 2);
-    let (status, proof) = call(
-        &h,
-        Method::GET,
-        &format!("/v1/records/{id}/proof"),
-        None,
-        None,
-    )
-    .await;
+    let (status, proof) = get_proof(&h, &id).await;
     assert_eq!(status, StatusCode::OK);
     let proof: aggregator::Proof = serde_json::from_value(proof).expect("proof document");
     let v = verify(&proof, &Expect::default()).expect("verifies");
@@ -710,14 +708,7 @@ async fn proofs_download_as_ots_and_leaf_preimages() {
     let (status, _, bytes) = call_raw(&h, Method::GET, &ots_path, None, vec![]).await;
     assert_eq!(status, StatusCode::OK);
     let file = DetachedTimestamp::from_bytes(&bytes).expect("an .ots file");
-    let (_, proof) = call(
-        &h,
-        Method::GET,
-        &format!("/v1/records/{id}/proof"),
-        None,
-        None,
-    )
-    .await;
+    let (_, proof) = get_proof(&h, &id).await;
     let proof: aggregator::Proof = serde_json::from_value(proof).expect("proof");
     let anchor = proof.anchor.expect("anchored");
     let atts = file.timestamp.replay(&file.digest).expect("replays");
@@ -908,13 +899,6 @@ async fn many_proof_requests_below_the_tip_cache_ask_the_node_once() {
     }
     // Back up: the next request asks again.
     h.fake.set_down(false);
-    let (status, _) = call(
-        &h,
-        Method::GET,
-        &format!("/v1/records/{id}/proof"),
-        None,
-        None,
-    )
-    .await;
+    let (status, _) = get_proof(&h, &id).await;
     assert_eq!(status, StatusCode::OK);
 }
