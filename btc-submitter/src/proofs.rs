@@ -158,27 +158,21 @@ impl TipCache {
         let seen = flight.finished.load(Ordering::Acquire);
         let result = {
             let mut last = flight.last.lock().unwrap_or_else(|p| p.into_inner());
-            match self.complete_deep(proof.clone()) {
-                Some(done) => Ok(done),
-                None => match last.as_ref() {
-                    // The question we waited for failed: its error, not another try.
-                    Some(e) if flight.finished.load(Ordering::Acquire) != seen => Err(e.clone()),
-                    _ => {
-                        let asked_at = self.tip();
-                        let answer = ask(proof);
-                        match &answer {
-                            Ok(p) => {
-                                if let Some(tip) = asked_at {
-                                    self.remember_deep(tip, block, p);
-                                }
-                                *last = None;
-                            }
-                            Err(e) => *last = Some(e.clone()),
-                        }
-                        flight.finished.fetch_add(1, Ordering::AcqRel);
-                        answer
-                    }
-                },
+            let waited_for = flight.finished.load(Ordering::Acquire) != seen;
+            if let Some(done) = self.complete_deep(proof.clone()) {
+                Ok(done)
+            } else if let (Some(e), true) = (last.as_ref(), waited_for) {
+                // The question we waited for failed: its error, not another try.
+                Err(e.clone())
+            } else {
+                let asked_at = self.tip();
+                let answer = ask(proof);
+                *last = answer.as_ref().err().cloned();
+                if let (Ok(p), Some(tip)) = (&answer, asked_at) {
+                    self.remember_deep(tip, block, p);
+                }
+                flight.finished.fetch_add(1, Ordering::AcqRel);
+                answer
             }
         };
         let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
