@@ -41,6 +41,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long `tx` waits for its transaction to be in a block.
 const TX_TIMEOUT: Duration = Duration::from_secs(30);
+/// One round of `query wait-tx` within [`TX_TIMEOUT`].
+const WAIT_TX_ROUND: Duration = Duration::from_secs(5);
 
 /// How to set up the chain.
 #[derive(Debug, Clone)]
@@ -547,10 +549,29 @@ impl ConsumerChain {
             .with_context(|| format!("tx {}: not JSON: {text}", args.join(" ")))?;
         check_code(&sent, "refused")?;
         let hash = sent["txhash"].as_str().context("tx without a hash")?;
-        let timeout = format!("{}s", TX_TIMEOUT.as_secs());
-        let included = self.query(&["wait-tx", hash, "--timeout", &timeout])?;
+        let included = self.wait_tx(hash)?;
         check_code(&included, "failed")?;
         Ok(included)
+    }
+
+    /// `query wait-tx` for `hash`, in rounds of [`WAIT_TX_ROUND`] up to
+    /// [`TX_TIMEOUT`]. One round can miss a transaction that is in a block:
+    /// wait-tx subscribes to new transactions and then looks the hash up in
+    /// the node's index, and CometBFT indexes a block's transactions
+    /// asynchronously after announcing them; a block committed just before
+    /// the subscription whose index entry lands just after the lookup is
+    /// seen by neither. The next round's lookup finds it.
+    fn wait_tx(&self, hash: &str) -> Result<Value> {
+        let round = format!("{}s", WAIT_TX_ROUND.as_secs());
+        let started = std::time::Instant::now();
+        loop {
+            match self.query(&["wait-tx", hash, "--timeout", &round]) {
+                Err(e)
+                    if started.elapsed() + WAIT_TX_ROUND <= TX_TIMEOUT
+                        && format!("{e:#}").contains("timed out waiting for transaction") => {}
+                other => return other,
+            }
+        }
     }
 
     /// The balance of `address` in `denom`.
