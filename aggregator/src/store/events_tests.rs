@@ -2,38 +2,11 @@
 //! grow, pages that resume without gaps, events written with the state
 //! they report, and the schema-2 upgrade.
 
+use super::fixtures::{block, digest, evidence, open_at};
 use super::*;
 use crate::anchor::{AnchorRecord, AnchorStatus, MinedIn};
-use crate::clock::FixedClock;
 use crate::events::{Event, EventType};
-use crate::types::{PosBlock, PosBlockHash, RawDigest, StakerSetDigest};
-
-fn block(chain: &str, height: u64, hash: u8) -> (LeafHash, Record) {
-    let r = Record::PosBlock(PosBlock {
-        chain_id: ChainId::new(chain).expect("valid"),
-        height,
-        block_hash: PosBlockHash([hash; 32]),
-        staker_set_digest: StakerSetDigest([0x5a; 32]),
-    });
-    (leaf::leaf_hash(&r), r)
-}
-
-fn digest(i: u64) -> (LeafHash, Record) {
-    let mut d = [0u8; 32];
-    d[..8].copy_from_slice(&i.to_be_bytes());
-    let r = Record::Digest {
-        digest: RawDigest(d),
-    };
-    (leaf::leaf_hash(&r), r)
-}
-
-fn evidence() -> crate::proof::AnchorEvidence {
-    let proof: Proof = serde_json::from_str(include_str!(
-        "../../tests/data/litecoin-regtest-pos-block.json"
-    ))
-    .expect("golden proof");
-    proof.anchor.expect("anchored")
-}
+use crate::types::PosBlockHash;
 
 /// Anchor of `batch`: in block `block` (a byte of its hash) at `depth`, or
 /// unmined; `Confirmed` when `confirmed`.
@@ -70,7 +43,7 @@ fn anchor(store: &Store, batch: u64, block: Option<(u8, u32)>, confirmed: bool) 
 use bitcoin::hashes::Hash as _;
 
 fn open(dir: &tempfile::TempDir) -> Store {
-    Store::open(dir.path().join("s.redb"), Arc::new(FixedClock::new(7))).expect("opens")
+    open_at(&dir.path().join("s.redb"))
 }
 
 /// Every event of `chain` (or all) after `after`, read `limit` at a time.

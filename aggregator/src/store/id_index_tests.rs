@@ -3,7 +3,6 @@
 //! them, filters rebuilt on reopen, and the upgrade from schema 3.
 
 use super::*;
-use crate::clock::FixedClock;
 use crate::types::RawDigest;
 use redb::ReadableTable;
 
@@ -24,9 +23,7 @@ fn rec(prefix: u64, tail: u64) -> (LeafHash, Record) {
     )
 }
 
-fn open(path: &std::path::Path) -> Store {
-    Store::open(path, Arc::new(FixedClock::new(7))).expect("opens")
-}
+use super::fixtures::open_at as open;
 
 fn seq(store: &Store, id: &LeafHash) -> Option<u64> {
     let db = store.db.get().expect("db");

@@ -468,6 +468,8 @@ mod codec;
 mod events;
 #[cfg(test)]
 mod events_tests;
+#[cfg(test)]
+mod fixtures;
 mod health;
 #[cfg(test)]
 mod health_tests;

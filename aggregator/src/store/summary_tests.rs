@@ -5,38 +5,10 @@
 use std::sync::atomic::Ordering;
 
 use super::codec::batch_of;
+use super::fixtures::{block, digest, evidence};
 use super::*;
 use crate::anchor::{AnchorRecord, AnchorStatus, MinedIn};
 use crate::clock::FixedClock;
-use crate::types::{PosBlock, PosBlockHash, RawDigest, StakerSetDigest};
-
-fn block(chain: &str, height: u64, hash: u8) -> (LeafHash, Record) {
-    let r = Record::PosBlock(PosBlock {
-        chain_id: ChainId::new(chain).expect("valid"),
-        height,
-        block_hash: PosBlockHash([hash; 32]),
-        staker_set_digest: StakerSetDigest([0x5a; 32]),
-    });
-    (leaf::leaf_hash(&r), r)
-}
-
-fn digest(i: u64) -> (LeafHash, Record) {
-    let mut d = [0u8; 32];
-    d[..8].copy_from_slice(&i.to_be_bytes());
-    let r = Record::Digest {
-        digest: RawDigest(d),
-    };
-    (leaf::leaf_hash(&r), r)
-}
-
-/// Anchor evidence to store: its content does not matter to the store.
-fn evidence() -> crate::proof::AnchorEvidence {
-    let proof: Proof = serde_json::from_str(include_str!(
-        "../../tests/data/litecoin-regtest-pos-block.json"
-    ))
-    .expect("golden proof");
-    proof.anchor.expect("anchored")
-}
 
 fn anchor(store: &Store, batch: u64, confirmations: Option<u32>) {
     let mined = confirmations.map(|c| MinedIn {
