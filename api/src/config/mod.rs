@@ -326,26 +326,27 @@ impl Config {
                 in_range(key, key, v)?;
             }
         }
-        let mut chain_delay_blocks = BTreeMap::new();
-        for (chain, &blocks) in &self.batching.max_anchor_delay_blocks_by_chain {
-            let key = format!("batching.max_anchor_delay_blocks_by_chain.{chain}");
-            let id = ChainId::new(chain.clone()).map_err(|e| invalid(&key, e))?;
-            in_range(
-                &key,
-                "batching.max_anchor_delay_blocks_by_chain",
-                u64::from(blocks),
-            )?;
-            chain_delay_blocks.insert(id, blocks);
-        }
-        // The same budget may sit in the chain's own `[auth.chains.<id>]` table.
-        for (chain, entry) in &self.auth.chains {
+        // A chain's latency budget may sit in `[batching.max_anchor_delay_blocks_by_chain]`
+        // or in the chain's own `[auth.chains.<id>]` table, not in both.
+        let by_chain =
+            self.batching
+                .max_anchor_delay_blocks_by_chain
+                .iter()
+                .map(|(chain, &blocks)| {
+                    let key = format!("batching.max_anchor_delay_blocks_by_chain.{chain}");
+                    (key, chain, blocks)
+                });
+        let in_tables = self.auth.chains.iter().filter_map(|(chain, entry)| {
             let ChainAuth::Table(table) = entry else {
-                continue;
-            };
-            let Some(blocks) = table.max_anchor_delay_blocks else {
-                continue;
+                return None;
             };
             let key = format!("auth.chains.{chain}.max_anchor_delay_blocks");
+            table
+                .max_anchor_delay_blocks
+                .map(|blocks| (key, chain, blocks))
+        });
+        let mut chain_delay_blocks = BTreeMap::new();
+        for (key, chain, blocks) in by_chain.chain(in_tables) {
             let id = ChainId::new(chain.clone()).map_err(|e| invalid(&key, e))?;
             in_range(
                 &key,
