@@ -141,12 +141,18 @@ fail_with_log() {
   exit 1
 }
 
-# Sets FOUND to a free loopback port not handed out before.
+# Sets FOUND to a free loopback port not handed out before, from 20000 up
+# to the kernel's ephemeral range: a port in that range can be taken as the
+# source port of an outgoing connection (an RPC call, curl) between the
+# check here and the listener's bind, and the chain's gRPC server then fails
+# to listen while the node goes on making blocks.
+read -r EPHEMERAL_LOW _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || EPHEMERAL_LOW=32768
+[ "$EPHEMERAL_LOW" -gt 21000 ] || EPHEMERAL_LOW=50000
 PICKED=" "
 free_port() {
   local p
   while :; do
-    p=$((20000 + RANDOM % 30000))
+    p=$((20000 + RANDOM % (EPHEMERAL_LOW - 20000)))
     case "$PICKED" in *" $p "*) continue ;; esac
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       PICKED="$PICKED$p "
@@ -239,9 +245,13 @@ chain_height() {
 }
 for ((i = 0; ; i++)); do
   h=$(chain_height 2>/dev/null || echo 0)
-  if [ "${h:-0}" -ge 2 ] && (exec 3<>"/dev/tcp/127.0.0.1/$CHAIN_GRPC") 2>/dev/null; then break; fi
+  grpc=no
+  (exec 3<>"/dev/tcp/127.0.0.1/$CHAIN_GRPC") 2>/dev/null && grpc=yes
+  if [ "${h:-0}" -ge 2 ] && [ "$grpc" = yes ]; then break; fi
   kill -0 "$CHAIN_PID" 2>/dev/null || fail_with_log "btcts-consumerd exited during start-up" "$DIR/chain.log"
-  [ "$i" -lt 600 ] || fail_with_log "the chain made no block 2 within 60 s" "$DIR/chain.log"
+  # The SDK keeps the node making blocks when its gRPC server cannot listen.
+  [ "$i" -lt 600 ] ||
+    fail_with_log "the chain was not ready within 60 s (height ${h:-?}, gRPC on 127.0.0.1:$CHAIN_GRPC answering: $grpc)" "$DIR/chain.log"
   sleep 0.1
 done
 say "chain $CHAIN_ID is making blocks (trusted Bitcoin header: $NETWORK block $TIP)"
