@@ -13,9 +13,7 @@ mod status_page;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_confirms_a_record_and_stops_on_ctrl_c() -> Result<()> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = btc_submitter::regtest::loopback_port()?;
     let mut child = Command::new(env!("CARGO_BIN_EXE_btcts"))
         .args([
             "dev",

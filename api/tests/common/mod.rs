@@ -30,11 +30,10 @@ impl Drop for Daemon {
     }
 }
 
-/// A free loopback port.
+/// A free loopback port, below the kernel's ephemeral range (see
+/// `btc_submitter::regtest::loopback_ports`).
 pub fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    btc_submitter::regtest::loopback_port()
 }
 
 /// A configuration for `node` on `port`: chains chain-0..2 with tokens token-0..2.

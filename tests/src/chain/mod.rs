@@ -13,7 +13,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -135,13 +135,33 @@ pub struct ConsumerChain {
     last_height: u64,
 }
 
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// Whether an HTTP/2 server (the SDK's gRPC server) answers on `port`: it
+/// answers the client preface with its SETTINGS frame. A TCP connect alone
+/// is not enough: the SDK keeps the node running when its gRPC listener
+/// fails to bind, and on loopback a connection to a port nobody listens on
+/// can connect to itself.
+fn grpc_answers(port: u16) -> bool {
+    let probe = || -> std::io::Result<bool> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+        if stream.local_addr()? == stream.peer_addr()? {
+            return Ok(false);
+        }
+        stream.set_read_timeout(Some(Duration::from_secs(1)))?;
+        stream.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")?;
+        // An empty SETTINGS frame: length 0, type 4, no flags, stream 0.
+        stream.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])?;
+        let mut head = [0u8; 9];
+        stream.read_exact(&mut head)?;
+        // The server's own SETTINGS (type 4, not an ACK) on stream 0.
+        Ok(head[3] == 4 && head[4] & 1 == 0 && head[5..] == [0, 0, 0, 0])
+    };
+    probe().unwrap_or(false)
 }
 
 /// A minimal HTTP GET against the CometBFT RPC, returning its JSON `result`.
 fn rpc_get(port: u16, path: &str) -> Result<Value> {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(
@@ -175,11 +195,10 @@ impl ConsumerChain {
     pub fn start(opts: ChainOptions) -> Result<ConsumerChain> {
         let binary = ConsumerChain::binary()?;
         let home = tempfile::Builder::new().prefix("btcts-chain-").tempdir()?;
-        let ports = Ports {
-            rpc: free_port()?,
-            p2p: free_port()?,
-            grpc: free_port()?,
+        let [rpc, p2p, grpc] = btc_submitter::regtest::loopback_ports(3)?[..] else {
+            bail!("three ports asked, other than three given");
         };
+        let ports = Ports { rpc, p2p, grpc };
         let mut chain = ConsumerChain {
             binary,
             home,
@@ -361,10 +380,10 @@ impl ConsumerChain {
     }
 
     /// Waits until the chain has made block `height` and its gRPC port
-    /// accepts connections.
+    /// answers HTTP/2.
     pub fn wait_for_height(&mut self, height: u64, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
-        let grpc = std::net::SocketAddr::from(([127, 0, 0, 1], self.ports.grpc));
+        let mut seen = None;
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Some(status) = child.try_wait()? {
@@ -373,13 +392,22 @@ impl ConsumerChain {
                 }
             }
             if let Ok(h) = self.height() {
-                if h >= height && TcpStream::connect_timeout(&grpc, Duration::from_secs(1)).is_ok()
-                {
+                seen = Some(h);
+                if h >= height && grpc_answers(self.ports.grpc) {
                     return Ok(());
                 }
             }
             if Instant::now() > deadline {
-                bail!("no block {height} within {timeout:?}");
+                let grpc = if grpc_answers(self.ports.grpc) {
+                    "answers"
+                } else {
+                    "does not answer HTTP/2"
+                };
+                bail!(
+                    "no block {height} within {timeout:?} (last height seen: {}; gRPC on port {} {grpc})",
+                    seen.map_or("none".into(), |h| h.to_string()),
+                    self.ports.grpc,
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -478,5 +506,35 @@ impl ConsumerChain {
 impl Drop for ConsumerChain {
     fn drop(&mut self) {
         let _ = self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// What the start-up wait must not take for the chain's gRPC server: a
+    /// port nobody listens on, and a listener that speaks something else
+    /// (CometBFT's P2P port, say).
+    #[test]
+    fn only_an_http2_server_counts_as_grpc_answering() -> Result<()> {
+        let port = btc_submitter::regtest::loopback_port()?;
+        assert!(!grpc_answers(port), "nothing listens on {port}");
+
+        let other = TcpListener::bind("127.0.0.1:0")?;
+        let port = other.local_addr()?.port();
+        let server = std::thread::spawn(move || -> std::io::Result<()> {
+            let (mut conn, _) = other.accept()?;
+            conn.write_all(b"SSH-2.0-not-http2\r\n\r\n")?;
+            let mut sink = [0u8; 64];
+            let _ = conn.read(&mut sink)?;
+            Ok(())
+        });
+        assert!(!grpc_answers(port), "a non-HTTP/2 listener on {port}");
+        server
+            .join()
+            .map_err(|_| anyhow!("server thread panicked"))??;
+        Ok(())
     }
 }

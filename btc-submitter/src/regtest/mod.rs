@@ -3,7 +3,6 @@
 //! litecoind (Bitcoin Core 0.21's RPC and formats; see `../shared/NODE.md`);
 //! `btcts dev` runs `bitcoind` when it is installed and litecoind otherwise.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,6 +14,9 @@ use bitcoin::{Block, BlockHash, Transaction, Txid};
 use bitcoincore_rpc::{Auth, Client, RpcApi};
 use serde_json::{json, Value};
 use tempfile::TempDir;
+
+mod ports;
+pub use ports::{loopback_port, loopback_ports};
 
 /// A regtest node program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,12 +81,10 @@ impl std::fmt::Debug for RegtestNode {
 const RPC_USER: &str = "btcts";
 const RPC_PASS: &str = "btcts-test";
 
-/// Two distinct free loopback ports (both held until both are known, so
-/// they differ).
+/// Two distinct free loopback ports.
 fn free_ports() -> Result<(u16, u16)> {
-    let a = TcpListener::bind("127.0.0.1:0")?;
-    let b = TcpListener::bind("127.0.0.1:0")?;
-    Ok((a.local_addr()?.port(), b.local_addr()?.port()))
+    let ports = loopback_ports(2)?;
+    Ok((ports[0], ports[1]))
 }
 
 /// The node process exited before it answered RPC.
@@ -395,6 +395,7 @@ impl RegtestNode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::TcpListener;
 
     /// A node that cannot start (its RPC port taken) is an `EarlyExit` whose
     /// message carries the node's own reason, so a caller can retry on other
