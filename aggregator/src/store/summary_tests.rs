@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 
 use super::codec::batch_of;
-use super::fixtures::{block, digest, evidence};
+use super::fixtures::{block, digest, evidence, open_large_at};
 use super::*;
 use crate::anchor::{AnchorRecord, AnchorStatus, MinedIn};
 use crate::clock::FixedClock;
@@ -172,8 +172,7 @@ fn a_schema_1_store_gets_its_summary_on_open() {
 fn the_status_reads_a_bounded_number_of_rows_over_200k_heights() {
     let chain = ChainId::new("a").expect("id");
     let dir = tempfile::tempdir().expect("tempdir");
-    let store =
-        Store::open(dir.path().join("s.redb"), Arc::new(FixedClock::new(1))).expect("opens");
+    let store = open_large_at(&dir.path().join("s.redb"), Arc::new(FixedClock::new(1)));
     let heights: Vec<_> = (0..200_000).map(|h| block("a", h, 1)).collect();
     store.submit(&heights[..100]).expect("stored");
     store.seal_batch(u64::MAX).expect("sealed");
