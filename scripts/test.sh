@@ -8,14 +8,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each phase's header says how long the run has taken so far, so a slow CI
+# run shows where its time went.
+phase() {
+  printf '== [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$1"
+}
+
 scripts/setup-tests.sh
 
-echo "== cargo fmt --check"
+phase "cargo fmt --check"
 cargo fmt --all -- --check
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
-echo "== cargo clippy --all-targets -D warnings"
+phase "cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== gofmt -l, go vet (ibc-relay/go)"
+phase "gofmt -l, go vet (ibc-relay/go)"
 unformatted=$(cd ibc-relay/go && gofmt -l .)
 if [ -n "$unformatted" ]; then
   echo "gofmt: not formatted: $unformatted" >&2
@@ -26,7 +32,7 @@ fi
 log=$(mktemp)
 golog=$(mktemp)
 trap 'rm -f "$log" "$golog"' EXIT
-echo "== go test (ibc-relay/go)"
+phase "go test (ibc-relay/go)"
 # -v for the per-test lines counted below; only package results are shown
 # (all of the output when something fails).
 status=0
@@ -38,10 +44,10 @@ if [ "$status" -ne 0 ]; then
   exit "$status"
 fi
 
-echo "== python tests (contrib/bench)"
+phase "python tests (contrib/bench)"
 .venv/bin/python -m unittest discover -s contrib/bench -p 'test_*.py' 2>&1 | tee -a "$log"
 
-echo "== cargo test"
+phase "cargo test"
 cargo test --workspace --locked 2>&1 | tee -a "$log"
 
 # A bounded fuzz smoke (docs/fuzzing.md; the long runs are by hand):
@@ -52,7 +58,7 @@ cargo test --workspace --locked 2>&1 | tee -a "$log"
 fuzz_seconds=${BTCTS_FUZZ_SECONDS:-20}
 fuzz_targets=${BTCTS_FUZZ_TARGETS:-ots_parse_replay proof_json_verify packet_verify}
 if [ "$fuzz_seconds" -gt 0 ]; then
-  echo "== fuzz smoke (${fuzz_seconds}s per target: ${fuzz_targets})"
+  phase "fuzz smoke (${fuzz_seconds}s per target: ${fuzz_targets})"
   if [ "$fuzz_targets" = all ]; then
     scripts/fuzz.sh "$fuzz_seconds"
   else
@@ -66,3 +72,4 @@ awk '/^Ran [0-9]+ tests? in/ { p += $2 }
      /^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      FILENAME == ARGV[2] && /^--- PASS/ { p++ } FILENAME == ARGV[2] && /^--- FAIL/ { f++ }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log" "$golog"
+phase "done"
