@@ -51,27 +51,34 @@ fn cursor() -> &'static AtomicU32 {
 /// 20000 below it, the kernel picks (`bind(:0)`), as before.
 pub fn loopback_ports(n: usize) -> Result<Vec<u16>> {
     let high = ephemeral_low();
-    let mut held = Vec::with_capacity(n);
     if high < LOW + 1_000 {
-        for _ in 0..n {
-            held.push(TcpListener::bind("127.0.0.1:0")?);
+        let held = (0..n)
+            .map(|_| TcpListener::bind("127.0.0.1:0"))
+            .collect::<Result<Vec<_>, _>>()?;
+        return held.iter().map(|l| Ok(l.local_addr()?.port())).collect();
+    }
+    pick(n, cursor(), LOW..high)
+}
+
+/// `n` ports from `range` that bind, walking on from `cursor`.
+fn pick(n: usize, cursor: &AtomicU32, range: std::ops::Range<u16>) -> Result<Vec<u16>> {
+    let span = u32::from(range.end - range.start);
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..span {
+        if held.len() == n {
+            break;
         }
-    } else {
-        let span = u32::from(high - LOW);
-        let mut tried = 0;
-        while held.len() < n {
-            if tried == span {
-                bail!("no {n} free loopback ports in {LOW}..{high}");
-            }
-            tried += 1;
-            let offset = cursor().fetch_add(1, Ordering::Relaxed) % span;
-            let port = LOW + u16::try_from(offset).unwrap_or(0);
-            if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
-                held.push(listener);
-            }
+        let offset = cursor.fetch_add(1, Ordering::Relaxed) % span;
+        // `offset` < `span`, which came from a u16.
+        let port = range.start + offset as u16;
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            held.push((port, listener));
         }
     }
-    held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
+    if held.len() < n {
+        bail!("no {n} free loopback ports in {range:?}");
+    }
+    Ok(held.into_iter().map(|(port, _)| port).collect())
 }
 
 /// One free loopback port (see [`loopback_ports`]).
@@ -82,11 +89,10 @@ pub fn loopback_port() -> Result<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, Instant};
 
-    /// One test, not two: a second test in this process moving the shared
-    /// cursor or holding a port would race this one's checks.
     #[test]
-    fn ports_are_distinct_bindable_below_the_ephemeral_range_and_skip_taken_ones() -> Result<()> {
+    fn ports_are_distinct_bindable_and_below_the_ephemeral_range() -> Result<()> {
         let high = ephemeral_low();
         let mut seen = std::collections::HashSet::new();
         for _ in 0..50 {
@@ -99,33 +105,37 @@ mod tests {
                 // another test forks holds a copy of every open socket
                 // until it execs (they are close-on-exec), so a port
                 // released during that window stays bound for a moment.
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+                let deadline = Instant::now() + Duration::from_secs(2);
                 while let Err(e) = TcpListener::bind(("127.0.0.1", port)) {
-                    assert!(
-                        std::time::Instant::now() < deadline,
-                        "{port} not free again: {e}"
-                    );
-                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    assert!(Instant::now() < deadline, "{port} not free again: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
                 }
             }
         }
-        if high < LOW + 1_000 {
-            return Ok(());
-        }
-        // Take the next candidate, then ask: the answer is the one after.
-        let (taken, next) = loop {
-            let offset = cursor().load(Ordering::Relaxed) % u32::from(high - LOW);
-            let port = LOW + u16::try_from(offset)?;
-            let next = LOW + u16::try_from((offset + 1) % u32::from(high - LOW))?;
-            match TcpListener::bind(("127.0.0.1", port)) {
-                Ok(l) if TcpListener::bind(("127.0.0.1", next)).is_ok() => break (l, next),
-                _ => {
-                    cursor().fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        };
-        assert_ne!(loopback_port()?, taken.local_addr()?.port());
-        assert!(seen.insert(next), "the cursor went back");
+        Ok(())
+    }
+
+    #[test]
+    fn taken_ports_are_skipped_and_an_exhausted_range_is_an_error() -> Result<()> {
+        // Three neighbouring ports, the middle one taken and held.
+        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
+        let (taken, port) = (0..100)
+            .find_map(|_| {
+                let taken = TcpListener::bind("127.0.0.1:0").ok()?;
+                let port = taken.local_addr().ok()?.port();
+                (free(port - 1) && free(port + 1)).then_some((taken, port))
+            })
+            .ok_or_else(|| anyhow::anyhow!("no free port with free neighbours"))?;
+        let (start, end) = (port - 1, port + 2);
+        let cursor = AtomicU32::new(0);
+        assert_eq!(pick(2, &cursor, start..end)?, [start, port + 1]);
+        let cursor = AtomicU32::new(1);
+        let err = pick(3, &cursor, start..end).expect_err("one of three is taken");
+        assert!(
+            err.to_string().contains("no 3 free loopback ports"),
+            "{err}"
+        );
+        drop(taken);
         Ok(())
     }
 }
