@@ -352,7 +352,14 @@ impl TestConsumer {
             .worker_threads(1)
             .enable_all()
             .build()?;
-        let listener = on_own_thread(&rt, tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        // A port from below the kernel's ephemeral range: `restart` binds it
+        // again, and while the consumer is down a port from that range can
+        // be taken as the source port of a connection (the relay's retries
+        // can even connect to themselves on it).
+        let listener = on_own_thread(&rt, async {
+            let port = btc_submitter::regtest::loopback_port()?;
+            anyhow::Ok(tokio::net::TcpListener::bind(("127.0.0.1", port)).await?)
+        })?;
         let addr = listener.local_addr()?;
         let mut consumer = TestConsumer {
             shared: Shared {
